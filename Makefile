@@ -1,0 +1,42 @@
+# Two commands matter: `make demo` (the main job) and `make test` (all tests). Each installs what it needs
+# into .venv on first run and reuses it afterwards.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+DEMO_DATA := data/demo
+DEMO_RUN := runs/demo
+
+.PHONY: demo test install clean-demo reference
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "stanet needs Python 3.11, found " + sys.version.split()[0]'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+# The main job: synthetic data -> a short training run -> evaluation with figures.
+demo: $(STAMP)
+	@test -f $(DEMO_DATA)/annotations.jsonl || $(BIN)/stanet data synth --out $(DEMO_DATA) --train 320 --val 64 --test 96 --num-frames 24
+	rm -rf $(DEMO_RUN)
+	$(BIN)/stanet train --preset demo --data $(DEMO_DATA) --out $(DEMO_RUN)
+	$(BIN)/stanet evaluate --checkpoint $(DEMO_RUN)/best.pt --data $(DEMO_DATA) --split test \
+		--output $(DEMO_RUN)/metrics.json --figures $(DEMO_RUN)/figures
+
+# The reference benchmark of docs/benchmark.md (about 20 minutes on 2 cores).
+reference: $(STAMP)
+	@test -f data/synthetic/annotations.jsonl || $(BIN)/stanet data synth --out data/synthetic
+	$(BIN)/stanet train --preset synthetic --data data/synthetic --out runs/synthetic
+	$(BIN)/stanet evaluate --checkpoint runs/synthetic/best.pt --data data/synthetic --split test \
+		--output runs/synthetic/metrics.json --figures runs/synthetic/figures
+
+clean-demo:
+	rm -rf $(DEMO_DATA) $(DEMO_RUN)

@@ -1,0 +1,5 @@
+import sys
+
+from stanet.cli import main
+
+sys.exit(main())

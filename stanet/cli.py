@@ -1,0 +1,41 @@
+"""The `stanet` command: a thin dispatcher. Each subcommand's module is imported only when it runs, so
+commands on the serving side never import torch."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command words -> (module with main(argv), one-line help)
+COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("data", "synth"): ("training.synth", "generate the synthetic actions benchmark"),
+    ("train",): ("training.train", "train the attention recognizer"),
+    ("evaluate",): ("training.evaluate", "accuracy and attention localization on a split"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: stanet COMMAND [ARGS...]", "", "commands:"]
+    for words, (_, text) in COMMANDS.items():
+        lines.append(f"  {' '.join(words):<14} {text}")
+    lines.append("")
+    lines.append("`stanet COMMAND --help` describes a command's arguments.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for words, (module, _) in COMMANDS.items():
+        if tuple(argv[: len(words)]) == words:
+            return int(importlib.import_module(module).main(argv[len(words):]) or 0)
+    if argv and argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    print(usage(), file=sys.stderr)
+    if argv:
+        print(f"\nstanet: unknown command {' '.join(argv[:2])!r}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The model's one configuration: a frozen dataclass passed explicitly to `build_model` and saved in every
+checkpoint, so export and evaluation rebuild the model without the training flags (no torch import)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+BACKBONES = ("compact", "resnet18", "resnet50")
+TEMPORAL_MODES = ("recurrent", "convlstm_first", "none")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the attention recognizer.
+
+    Attributes:
+        num_classes: K.
+        clip_length: frames per clip T; export unrolls the ConvLSTM for exactly this T.
+        height, width: input frame size after resizing.
+        backbone: "compact" (a small trunk, output stride 4, trains on 2 CPU cores), "resnet18" or "resnet50"
+            (torchvision layouts, output stride 32: 7x7 maps at 224).
+        backbone_width: base channel width of the compact trunk (its feature maps have 2x this).
+        freeze_backbone: keep the trunk's weights (and BatchNorm statistics) fixed.
+        spatial_attention: learn the per-frame mask M; off = the "no spatial attention" ablation (M = 1).
+        temporal_attention: "recurrent" (DESIGN.md: attention-pooled input Y_s at every ConvLSTM step, scores
+            v.tanh(Wx GAP(X~_t) + Wh GAP(H_{s-1}) + b)), "convlstm_first" (the paper's alternative: ConvLSTM
+            over the frames in order, then softmax attention over GAP(H_t)), or "none" (uniform weights).
+        projection_channels: optional 1x1 conv C -> P before the ConvLSTM (0 = none); the ConvLSTM gates conv
+            costs 2*(C+Ch)*4Ch*9*h*w FLOPs per step, so a projection is the cheapest lever for big trunks.
+        hidden_channels: ConvLSTM hidden size Ch.
+        attention_dim: width of the temporal score MLP.
+        channel_dropout: Dropout2d on the features in training (whole channels, all frames of a clip).
+        head_dropout: dropout before the classifier.
+    """
+
+    num_classes: int
+    clip_length: int = 16
+    height: int = 64
+    width: int = 64
+    backbone: str = "compact"
+    backbone_width: int = 32
+    freeze_backbone: bool = False
+    spatial_attention: bool = True
+    temporal_attention: str = "recurrent"
+    projection_channels: int = 0
+    hidden_channels: int = 64
+    attention_dim: int = 64
+    channel_dropout: float = 0.2
+    head_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.num_classes < 2:
+            problems.append(f"num_classes must be >= 2, got {self.num_classes}")
+        if self.clip_length < 1:
+            problems.append(f"clip_length must be >= 1, got {self.clip_length}")
+        if self.height < 16 or self.width < 16:
+            problems.append(f"height and width must be >= 16, got {self.height}x{self.width}")
+        if self.backbone not in BACKBONES:
+            problems.append(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        if self.temporal_attention not in TEMPORAL_MODES:
+            problems.append(f"temporal_attention must be one of {TEMPORAL_MODES}, got {self.temporal_attention!r}")
+        for name in ("backbone_width", "hidden_channels", "attention_dim"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.projection_channels < 0:
+            problems.append(f"projection_channels must be >= 0, got {self.projection_channels}")
+        for name in ("channel_dropout", "head_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if problems:
+            raise ValueError("invalid ModelConfig: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields {unknown}; known fields: {sorted(known)}")
+        return cls(**values)

@@ -1,0 +1,28 @@
+"""The one definition of every name and constant that more than one stage uses.
+
+Training, export, the Triton model repository, the client and the tests all import these; none of them
+writes the strings or numbers again.
+"""
+
+# Tensor names, identical from the PyTorch module outputs to the ONNX graph, config.pbtxt and the client.
+INPUT_CLIP = "clip"  # UINT8 [B, T, H, W, 3] RGB at serving; float [B, T, 3, H, W] inside training
+OUTPUT_PROBABILITIES = "probabilities"  # FP32 [B, K]
+OUTPUT_SPATIAL_ATTENTION = "spatial_attention"  # FP32 [B, T, h, w], in [0, 1]
+OUTPUT_TEMPORAL_ATTENTION = "temporal_attention"  # FP32 [B, T], sums to 1 over T
+
+# ImageNet statistics, on pixel values scaled to [0, 1]; the torchvision backbones' weights expect them.
+MEAN_RGB = (0.485, 0.456, 0.406)
+STD_RGB = (0.229, 0.224, 0.225)
+
+# Dataset format (see README "Dataset format").
+CLASSES_FILE = "classes.txt"
+ANNOTATIONS_FILE = "annotations.jsonl"
+SPLITS = ("train", "val", "test")
+
+# Checkpoint files written under a run directory.
+BEST_CHECKPOINT = "best.pt"
+LAST_CHECKPOINT = "last.pt"
+CHECKPOINT_FORMAT_VERSION = 1
+
+# Labels file written beside a Triton model (classification extension, one class name per line).
+LABELS_FILE = "labels.txt"

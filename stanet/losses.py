@@ -1,0 +1,74 @@
+"""The training objective: cross-entropy plus the paper's attention regularizers (docs/paper.md §2).
+
+Each regularizer is a *mean*, so its weight means the same at any batch size, clip length or map size:
+
+- total variation: mean over clips, frames and adjacent pixel pairs of |M[j+1,k]-M[j,k]| and |M[j,k+1]-M[j,k]|
+  (the paper sums; lambda_paper = lambda_here / (B * T * pairs));
+- contrast: mean over clips, frames and pixels of -1/2 M 1[M>0.5] + 1/2 M 1[M<0.5], the indicator held
+  constant (range [-0.5, 0.25]);
+- unimodality: mean over clips, steps and interior frames of relu(T^2 (w[i-1] w[i+1] - w[i]^2)); T^2 makes
+  it independent of T (weights scale as 1/T), and there is no sqrt (the official code's sqrt has unbounded
+  gradients near 0);
+- mask area (optional, not in the paper): mean of M, which keeps the mask from covering what the answer
+  does not need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+
+def total_variation(mask: torch.Tensor) -> torch.Tensor:
+    """mask (B, T, h, w) -> scalar."""
+    vertical = (mask[..., 1:, :] - mask[..., :-1, :]).abs()  # (B, T, h-1, w)
+    horizontal = (mask[..., :, 1:] - mask[..., :, :-1]).abs()  # (B, T, h, w-1)
+    return (vertical.sum() + horizontal.sum()) / (vertical.numel() + horizontal.numel())
+
+
+def contrast(mask: torch.Tensor) -> torch.Tensor:
+    """mask (B, T, h, w) -> scalar; pushes values above 0.5 up and values below 0.5 down."""
+    high = (mask > 0.5).to(mask.dtype).detach()
+    low = (mask < 0.5).to(mask.dtype).detach()
+    return (0.5 * mask * (low - high)).mean()
+
+
+def unimodality(weights: torch.Tensor) -> torch.Tensor:
+    """weights (B, S, T) summing to 1 over T -> scalar; zero when every w_s is log-concave."""
+    T = weights.shape[-1]
+    if T < 3:
+        return weights.new_zeros(())
+    violation = weights[..., :-2] * weights[..., 2:] - weights[..., 1:-1] ** 2  # (B, S, T-2)
+    return F.relu(violation * T * T).mean()
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """lambda of each regularizer (0 switches it off)."""
+
+    total_variation: float = 0.0
+    contrast: float = 0.0
+    unimodality: float = 0.0
+    mask_area: float = 0.0
+
+
+def attention_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    spatial_attention: torch.Tensor,
+    temporal_attention_steps: torch.Tensor,
+    weights: LossWeights,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss and its detached terms {ce, tv, contrast, unimodality, mask_area}."""
+    terms = {
+        "ce": F.cross_entropy(logits.float(), labels),
+        "tv": total_variation(spatial_attention.float()),
+        "contrast": contrast(spatial_attention.float()),
+        "unimodality": unimodality(temporal_attention_steps.float()),
+        "mask_area": spatial_attention.float().mean(),
+    }
+    total = (terms["ce"] + weights.total_variation * terms["tv"] + weights.contrast * terms["contrast"]
+             + weights.unimodality * terms["unimodality"] + weights.mask_area * terms["mask_area"])
+    return total, {name: value.detach() for name, value in terms.items()}

@@ -1,0 +1,103 @@
+"""Per-frame 2D CNN trunks: (N, 3, H, W) normalized frames -> (N, C, h, w) feature maps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from stanet.config import ModelConfig
+
+
+def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class CompactTrunk(nn.Module):
+    """Five 3x3 conv-BN-ReLU layers, output stride 4, 2*width channels: small enough to train end to end
+    on 2 CPU cores (64x64 frames -> 16x16 maps)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.out_channels = 2 * width
+        self.layers = nn.Sequential(
+            conv_bn_relu(3, width, stride=2),
+            conv_bn_relu(width, width),
+            conv_bn_relu(width, 2 * width, stride=2),
+            conv_bn_relu(2 * width, 2 * width),
+            conv_bn_relu(2 * width, 2 * width),
+        )
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.layers(frames)
+
+
+class ResNetTrunk(nn.Module):
+    """A torchvision ResNet without its pooling and classifier: the last conv stage's map
+    (512 x 7 x 7 for resnet18, 2048 x 7 x 7 for resnet50 at 224x224)."""
+
+    def __init__(self, arch: str):
+        super().__init__()
+        from torchvision import models  # only the ResNet trunks need torchvision
+
+        net = getattr(models, arch)(weights=None)
+        self.out_channels = net.fc.in_features
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = self.stem(frames)
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+def build_backbone(config: ModelConfig) -> nn.Module:
+    if config.backbone == "compact":
+        return CompactTrunk(config.backbone_width)
+    return ResNetTrunk(config.backbone)
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
+    """Load ImageNet weights for a ResNet trunk from a local torchvision state-dict file (nothing is ever
+    downloaded). The file's `fc.*` entries are ignored; any other missing or mis-shaped tensor is an error."""
+    path = Path(path)
+    if not isinstance(backbone, ResNetTrunk):
+        raise ValueError("pretrained weights can only be loaded into the resnet18/resnet50 backbones")
+    if not path.is_file():
+        raise FileNotFoundError(f"backbone weights file {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the same user error
+        raise ValueError(f"backbone weights file {path} is not a loadable state dict: {exc}") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"backbone weights file {path} holds a {type(state).__name__}, expected a state dict")
+    # torchvision names (conv1.*, bn1.*, layerN.*) -> this trunk's names (stem.0.*, stem.1.*, layerN.*).
+    renamed = {}
+    for key, value in state.items():
+        if key.startswith("fc."):
+            continue
+        key = key.replace("conv1.", "stem.0.", 1) if key.startswith("conv1.") else key
+        key = key.replace("bn1.", "stem.1.", 1) if key.startswith("bn1.") else key
+        renamed[key] = value
+    own = backbone.state_dict()
+    missing = sorted(set(own) - set(renamed))
+    unexpected = sorted(set(renamed) - set(own))
+    mismatched = [k for k in own if k in renamed and renamed[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        details = []
+        if missing:
+            details.append(f"{len(missing)} missing (e.g. {missing[:3]})")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
+        if mismatched:
+            k = mismatched[0]
+            details.append(f"{len(mismatched)} of the wrong shape (e.g. {k}: file {tuple(renamed[k].shape)}, "
+                           f"model {tuple(own[k].shape)})")
+        raise ValueError(f"backbone weights file {path} does not fit this architecture: " + "; ".join(details))
+    backbone.load_state_dict(renamed)

@@ -1,0 +1,122 @@
+"""The attention recognizer: composes trunk, spatial mask, temporal attention and classifier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from stanet.config import ModelConfig
+from stanet.model.backbone import build_backbone
+from stanet.model.spatial_attention import SpatialAttention
+from stanet.model.temporal_attention import ConvLSTMFirstAttention, RecurrentTemporalAttention
+
+
+@dataclass
+class RecognizerOutput:
+    logits: torch.Tensor  # (B, K)
+    spatial_attention: torch.Tensor  # (B, T, h, w) in [0, 1]
+    temporal_attention: torch.Tensor  # (B, T), mean over attention steps, sums to 1
+    temporal_attention_steps: torch.Tensor  # (B, S, T): S = T (recurrent, none) or 1 (convlstm_first)
+
+
+class AttentionRecognizer(nn.Module):
+    """Interpretable spatio-temporal attention recognizer.
+
+    ::
+
+        clip (B, T, 3, H, W) normalized
+          |  per-frame trunk
+        X (B, T, C, h, w) --> mask net --> M (B, T, 1, h, w) in [0, 1]        "where"
+          |  X~ = M * X  (optional 1x1 projection C -> P)
+        temporal attention + ConvLSTM --> weights (B, S, T)                    "when"
+          |  mean_s GAP(H_s)
+        Linear --> logits (B, K)
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = build_backbone(config)
+        channels = self.backbone.out_channels
+        self.channel_dropout = nn.Dropout2d(config.channel_dropout)
+        self.spatial = SpatialAttention(channels) if config.spatial_attention else None
+        self.projection = None
+        if config.projection_channels:
+            self.projection = nn.Sequential(nn.Conv2d(channels, config.projection_channels, 1, bias=False),
+                                            nn.BatchNorm2d(config.projection_channels), nn.ReLU(inplace=True))
+            channels = config.projection_channels
+        if config.temporal_attention == "convlstm_first":
+            self.temporal = ConvLSTMFirstAttention(channels, config.hidden_channels)
+        else:
+            self.temporal = RecurrentTemporalAttention(channels, config.hidden_channels, config.attention_dim,
+                                                       attend=config.temporal_attention == "recurrent")
+        self.head_dropout = nn.Dropout(config.head_dropout)
+        self.classifier = nn.Linear(config.hidden_channels, config.num_classes)
+        if config.freeze_backbone:
+            self.backbone.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "AttentionRecognizer":
+        super().train(mode)
+        if self.config.freeze_backbone:
+            self.backbone.eval()  # frozen BatchNorm statistics too
+        return self
+
+    def check_input(self, clip: torch.Tensor) -> None:
+        cfg = self.config
+        expected = (cfg.clip_length, 3, cfg.height, cfg.width)
+        if clip.dim() != 5 or tuple(clip.shape[1:]) != expected:
+            raise ValueError(f"clip must be (B, {', '.join(map(str, expected))}) = (B, T, 3, H, W) for this "
+                             f"model, got shape {tuple(clip.shape)}")
+
+    def forward_features(self, clip: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, H, W) -> per-frame trunk features (B, T, C, h, w), before any attention."""
+        B, T, _, H, W = clip.shape
+        features = self.backbone(clip.reshape(B * T, 3, H, W))  # (B*T, C, h, w)
+        return features.reshape(B, T, *features.shape[1:])  # (B, T, C, h, w)
+
+    def forward_head(self, features: torch.Tensor) -> RecognizerOutput:
+        """Trunk features (B, T, C, h, w) -> logits and attention."""
+        B, T, C, h, w = features.shape
+        if self.training and self.channel_dropout.p > 0:
+            # Drop whole channels for all frames of a clip: Dropout2d over (B, C, T, h*w).
+            x = self.channel_dropout(features.permute(0, 2, 1, 3, 4).reshape(B, C, T, h * w))
+            features = x.reshape(B, C, T, h, w).permute(0, 2, 1, 3, 4)  # (B, T, C, h, w)
+        frames = features.reshape(B * T, C, h, w)  # (B*T, C, h, w)
+        if self.spatial is not None:
+            mask = self.spatial(frames)  # (B*T, 1, h, w)
+            frames = frames * mask
+        else:
+            mask = frames.new_ones(B * T, 1, h, w)
+        if self.projection is not None:
+            frames = self.projection(frames)  # (B*T, P, h, w)
+        masked = frames.reshape(B, T, frames.shape[1], h, w)  # (B, T, C', h, w)
+        pooled, steps = self.temporal(masked)  # (B, Ch), (B, S, T)
+        logits = self.classifier(self.head_dropout(pooled))  # (B, K)
+        return RecognizerOutput(
+            logits=logits,
+            spatial_attention=mask.reshape(B, T, h, w),
+            temporal_attention=steps.mean(dim=1),
+            temporal_attention_steps=steps,
+        )
+
+    def forward(self, clip: torch.Tensor) -> RecognizerOutput:
+        self.check_input(clip)
+        return self.forward_head(self.forward_features(clip))
+
+    @torch.no_grad()
+    def feature_map_size(self) -> tuple[int, int]:
+        """(h, w) of the trunk's output for this config's frame size."""
+        was_training = self.training
+        self.eval()
+        probe = torch.zeros(1, 3, self.config.height, self.config.width,
+                            device=next(self.parameters()).device)
+        h, w = self.backbone(probe).shape[-2:]
+        self.train(was_training)
+        return int(h), int(w)
+
+
+def probabilities(output: RecognizerOutput) -> torch.Tensor:
+    return F.softmax(output.logits, dim=-1)

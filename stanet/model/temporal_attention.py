@@ -1,0 +1,85 @@
+"""Temporal attention: when to look. Both designs end in a pooled (B, Ch) clip vector and attention weights
+(B, S, T) over the T frames, S being the number of attention steps."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from stanet.model.backbone import conv_bn_relu
+from stanet.model.convlstm import ConvLSTMCell
+
+
+class RecurrentTemporalAttention(nn.Module):
+    """At each ConvLSTM step s = 1..T the input is an attention-weighted sum of all masked frames:
+
+        e[s, t] = v . tanh(Wx GAP(X~_t) + Wh GAP(H_{s-1}) + b)      (B, T) per step
+        w_s     = softmax_t(e[s, :])
+        Y_s     = sum_t w[s, t] X~_t                                (B, C, h, w)
+        H_s, C_s = ConvLSTMCell(Y_s, H_{s-1}, C_{s-1})
+
+    with H_0, C_0 from conv stacks on mean_t X~_t. The tanh keeps H_{s-1} from cancelling in the softmax
+    and the scores stay in the autograd graph: the two bugs of the official code (docs/paper.md §1.3).
+    `attend=False` is the "no temporal attention" ablation: uniform weights, same ConvLSTM.
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, attention_dim: int, *, attend: bool = True):
+        super().__init__()
+        self.attend = attend
+        self.init_hidden = nn.Sequential(conv_bn_relu(in_channels, hidden_channels),
+                                         nn.Conv2d(hidden_channels, hidden_channels, 3, padding=1), nn.Tanh())
+        self.init_cell = nn.Sequential(conv_bn_relu(in_channels, hidden_channels),
+                                       nn.Conv2d(hidden_channels, hidden_channels, 3, padding=1))
+        if attend:
+            self.score_frame = nn.Linear(in_channels, attention_dim)  # Wx and b
+            self.score_hidden = nn.Linear(hidden_channels, attention_dim, bias=False)  # Wh
+            self.score_out = nn.Linear(attention_dim, 1, bias=False)  # v
+        self.cell = ConvLSTMCell(in_channels, hidden_channels)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, T, C, h, w) masked features -> pooled (B, Ch), weights (B, T, T) indexed [step, frame]."""
+        B, T, C, h, w = x.shape
+        mean_frame = x.mean(dim=1)  # (B, C, h, w)
+        hidden, cell = self.init_hidden(mean_frame), self.init_cell(mean_frame)  # (B, Ch, h, w) each
+        if self.attend:
+            frame_scores = self.score_frame(x.mean(dim=(3, 4)))  # (B, T, A)
+        else:
+            uniform = x.new_full((B, T), 1.0 / T)
+        pooled, weights = [], []
+        for _ in range(T):
+            if self.attend:
+                hidden_scores = self.score_hidden(hidden.mean(dim=(2, 3)))  # (B, A)
+                energy = self.score_out(torch.tanh(frame_scores + hidden_scores[:, None, :]))  # (B, T, 1)
+                step_weights = torch.softmax(energy.squeeze(-1), dim=1)  # (B, T)
+            else:
+                step_weights = uniform
+            attended = torch.einsum("bt,btchw->bchw", step_weights, x)  # (B, C, h, w)
+            hidden, cell = self.cell(attended, (hidden, cell))
+            pooled.append(hidden.mean(dim=(2, 3)))  # (B, Ch)
+            weights.append(step_weights)
+        return torch.stack(pooled, dim=1).mean(dim=1), torch.stack(weights, dim=1)  # (B, Ch), (B, T, T)
+
+
+class ConvLSTMFirstAttention(nn.Module):
+    """The paper's alternative (variant A): a ConvLSTM over the frames in order (H_0 = C_0 = 0), then softmax
+    attention over the pooled hidden states: beta = softmax_t(a . GAP(H_t) + b), pooled = sum_t beta_t GAP(H_t).
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int):
+        super().__init__()
+        self.cell = ConvLSTMCell(in_channels, hidden_channels)
+        self.score = nn.Linear(hidden_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, T, C, h, w) -> pooled (B, Ch), weights (B, 1, T)."""
+        B, T, C, h, w = x.shape
+        hidden = x.new_zeros(B, self.cell.hidden_channels, h, w)
+        cell = torch.zeros_like(hidden)
+        states = []
+        for t in range(T):
+            hidden, cell = self.cell(x[:, t], (hidden, cell))
+            states.append(hidden.mean(dim=(2, 3)))  # (B, Ch)
+        states = torch.stack(states, dim=1)  # (B, T, Ch)
+        beta = torch.softmax(self.score(states).squeeze(-1), dim=1)  # (B, T)
+        pooled = torch.einsum("bt,btc->bc", beta, states)  # (B, Ch)
+        return pooled, beta[:, None, :]  # (B, Ch), (B, 1, T)

@@ -1,0 +1,80 @@
+"""Video decoding and encoding with PyAV (numpy only, no torch): shared by the dataset reader, the
+synthetic generator, the serving client and the tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+class VideoDecodeError(RuntimeError):
+    """A video file could not be read: missing, empty, corrupt, truncated or not a video."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot read video {self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class Video:
+    frames: np.ndarray  # (N, H, W, 3) uint8 RGB
+    fps: float
+
+
+def read_video(path: str | Path, *, max_frames: int | None = None) -> Video:
+    """Decode every frame (or the first `max_frames`) of a video file to RGB uint8."""
+    path = Path(path)
+    if not path.is_file():
+        raise VideoDecodeError(path, "no such file")
+    if path.stat().st_size == 0:
+        raise VideoDecodeError(path, "the file is empty")
+    frames: list[np.ndarray] = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoDecodeError(path, "the file has no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            rate = stream.average_rate or stream.guessed_rate
+            fps = float(rate) if rate else 0.0
+            for frame in container.decode(stream):
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+    except VideoDecodeError:
+        raise
+    except (av.error.FFmpegError, ValueError, OSError, UnicodeDecodeError) as exc:
+        if not frames:
+            raise VideoDecodeError(path, f"not a decodable video ({type(exc).__name__}: {exc})") from None
+        # A truncated file: keep the frames decoded before the damage.
+    if not frames:
+        raise VideoDecodeError(path, "the video stream holds no decodable frame")
+    shapes = {f.shape for f in frames}
+    if len(shapes) != 1:
+        raise VideoDecodeError(path, f"frame size changes inside the video: {sorted(shapes)}")
+    return Video(frames=np.stack(frames), fps=fps if fps > 0 else 25.0)
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, *, crf: int = 18) -> None:
+    """Encode uint8 RGB frames (N, H, W, 3) as H.264 in an mp4 file (H and W even)."""
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
+    n, h, w, _ = frames.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"H.264 needs even frame sizes, got {h}x{w}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=int(round(fps)))
+        stream.width, stream.height = w, h
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)

@@ -1,0 +1,1 @@
+"""Training recipes: data generation, training and evaluation (apart from the `stanet` library)."""

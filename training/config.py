@@ -1,0 +1,158 @@
+"""Training configuration: a frozen TrainConfig, named presets, and overrides from a YAML/JSON file or
+`--set section.field=value` flags. The resolved run config is saved in every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stanet.config import ModelConfig
+from stanet.losses import LossWeights
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. Model architecture lives in ModelConfig; the number of classes comes from the data."""
+
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_patience: int = 2  # ReduceLROnPlateau on the validation loss
+    lr_factor: float = 0.3
+    grad_clip: float = 5.0  # max gradient norm, 0 = off
+    loss: LossWeights = field(default_factory=LossWeights)
+    seed: int = 1234
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = True  # mixed precision, used on CUDA only
+    num_workers: int = 0
+    cache_videos: bool = True  # decode every video once and keep it in memory
+    flip: bool = False  # horizontal flip augmentation (off for data whose classes are not mirror-symmetric)
+    max_minutes: float = 0.0  # stop after this much training time, 0 = no limit
+    checkpoint_every_steps: int = 0  # also save last.pt every N steps inside an epoch, 0 = epoch ends only
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.lr_factor < 1:
+            problems.append(f"lr_factor must be in (0, 1), got {self.lr_factor}")
+        if problems:
+            raise ValueError("invalid TrainConfig: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs except the data: model fields (without num_classes) and training fields."""
+
+    model: dict[str, Any]
+    train: TrainConfig
+
+    def model_config(self, num_classes: int) -> ModelConfig:
+        return ModelConfig(num_classes=num_classes, **self.model)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": dict(self.model), "train": dataclasses.asdict(self.train)}
+
+
+# Named starting points. "synthetic" is the reference preset of docs/benchmark.md; "paper" is the recipe of
+# docs/paper.md §3 on ResNet-50 features (lambdas converted to the mean-normalized terms of stanet.losses).
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "synthetic": {
+        "model": {"clip_length": 16, "height": 64, "width": 64, "backbone": "compact", "backbone_width": 32,
+                  "hidden_channels": 32, "attention_dim": 32, "channel_dropout": 0.1},
+        "train": {"epochs": 24, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "max_minutes": 19.0,
+                  "loss": {"total_variation": 0.1, "contrast": 0.1, "unimodality": 0.1, "mask_area": 0.2}},
+    },
+    "demo": {
+        "model": {"clip_length": 8, "height": 64, "width": 64, "backbone": "compact", "backbone_width": 16,
+                  "hidden_channels": 32, "attention_dim": 32, "channel_dropout": 0.1},
+        "train": {"epochs": 8, "batch_size": 16, "lr": 2e-3, "max_minutes": 4.0,
+                  "loss": {"total_variation": 0.1, "contrast": 0.1, "unimodality": 0.1, "mask_area": 0.2}},
+    },
+    "paper": {
+        "model": {"clip_length": 16, "height": 224, "width": 224, "backbone": "resnet50", "freeze_backbone": True,
+                  "hidden_channels": 512, "attention_dim": 256, "channel_dropout": 0.2},
+        "train": {"epochs": 200, "batch_size": 20, "lr": 1e-4, "weight_decay": 1e-4, "lr_patience": 5,
+                  "lr_factor": 0.1,
+                  # paper: 1e-5 * sum over B=20, T, 84 pixel pairs; 1e-4 * sum over pixels; 1 * mean
+                  "loss": {"total_variation": 0.27, "contrast": 0.16, "unimodality": 1.0, "mask_area": 0.0}},
+    },
+}
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _check_keys(values: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ValueError(f"unknown {where} field(s) {unknown}; known: {sorted(allowed)}")
+
+
+def resolve_run_config(preset: str | None = None, config_file: str | Path | None = None,
+                       overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """preset, then file, then `section.field=value` overrides (later wins)."""
+    values: dict[str, Any] = {"model": {}, "train": {}}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; presets: {sorted(PRESETS)}")
+        values = _merge(values, PRESETS[preset])
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ValueError(f"config file {path} does not exist")
+        try:
+            loaded = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise ValueError(f"config file {path} does not parse: {exc}") from None
+        if not isinstance(loaded, dict) or not set(loaded) <= {"model", "train"}:
+            raise ValueError(f"config file {path} must be a mapping with sections 'model' and/or 'train'")
+        values = _merge(values, loaded)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) < 2 or parts[0] not in ("model", "train"):
+            raise ValueError(f"override {item!r} must look like model.FIELD=VALUE or train.FIELD=VALUE "
+                             f"(train.loss.FIELD=VALUE for loss weights)")
+        target = values.setdefault(parts[0], {})
+        for part in parts[1:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = _parse_value(text)
+    model_fields = {f.name for f in fields(ModelConfig)} - {"num_classes"}
+    _check_keys(values["model"], model_fields, "model")
+    train_values = dict(values["train"])
+    _check_keys(train_values, {f.name for f in fields(TrainConfig)}, "train")
+    loss_values = train_values.pop("loss", {}) or {}
+    _check_keys(loss_values, {f.name for f in fields(LossWeights)}, "train.loss")
+    train = TrainConfig(loss=LossWeights(**loss_values), **train_values)
+    ModelConfig(num_classes=2, **values["model"])  # validate the model fields now, not after loading data
+    return RunConfig(model=dict(values["model"]), train=train)
+
+
+def run_config_from_dict(values: dict[str, Any]) -> RunConfig:
+    train_values = dict(values["train"])
+    loss = LossWeights(**train_values.pop("loss"))
+    return RunConfig(model=dict(values["model"]), train=TrainConfig(loss=loss, **train_values))

@@ -1,0 +1,27 @@
+"""The synthetic actions benchmark: a seeded generator of annotated clips (numpy + PyAV, no torch).
+
+An actor with one fixed appearance idles, performs one of the classes during a random interval, and idles
+again; the class is the SHAPE of its path during the interval (see `trajectories`), its pose shows whether
+it acts, and distractors perform class-like motion all clip long. So a model must find the actor (where)
+and its acting frames (when) to tell the class.
+
+    trajectories.py   class shapes, placement, the actor's idle-act-idle track
+    render.py         render_clip: one clip's frames and ground truth, no encoding
+    generate.py       generate_dataset and the CLI: `stanet data synth --out DIR`
+"""
+
+from training.synth.config import DIFFICULTY_PRESETS, SynthConfig
+from training.synth.generate import generate_dataset, main, parse_args
+from training.synth.render import RenderedClip, render_clip
+from training.synth.trajectories import CLASS_NAMES
+
+__all__ = [
+    "CLASS_NAMES",
+    "DIFFICULTY_PRESETS",
+    "RenderedClip",
+    "SynthConfig",
+    "generate_dataset",
+    "main",
+    "parse_args",
+    "render_clip",
+]

@@ -1,0 +1,92 @@
+"""The synthetic benchmark's one configuration, with its difficulty presets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from stanet.constants import SPLITS
+
+# Values a difficulty fills in for the fields left as None; an explicit value always wins.
+DIFFICULTY_PRESETS: dict[str, dict[str, Any]] = {
+    "easy": {"num_distractors": 0, "clutter": 4, "distractor_similarity": 0.0},
+    "normal": {"num_distractors": 2, "clutter": 12, "distractor_similarity": 0.0},
+    "hard": {"num_distractors": 4, "clutter": 24, "distractor_similarity": 0.5},
+}
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """How many clips, how big, and how hard.
+
+    Attributes:
+        seed: clip i of split s is drawn from `np.random.default_rng([seed, s, i])`.
+        train, val, test: clips per split (the field names are the SPLITS names); classes are assigned
+            round-robin, so balanced.
+        frame_size: square frame side in pixels (even, for H.264).
+        num_frames: frames per clip.
+        fps: frame rate written into the videos.
+        difficulty: "easy", "normal" or "hard"; fills `num_distractors`, `clutter` and
+            `distractor_similarity` when they are left as None.
+        num_distractors: moving objects that are not the actor, performing class-like motion all clip long.
+        clutter: static background blobs per clip.
+        distractor_similarity: 0 = distractors keep their saturated colours; towards 1 their colours are
+            mixed towards the actor's (kept below 1 so they never take the actor's colour).
+        noise: std of the per-pixel, per-frame gaussian noise, on the 0..255 scale.
+        crf: H.264 quality (low keeps the colours through yuv420).
+    """
+
+    seed: int = 0
+    train: int = 960
+    val: int = 160
+    test: int = 320
+    frame_size: int = 64
+    num_frames: int = 32
+    fps: int = 10
+    difficulty: str = "normal"
+    num_distractors: int | None = None
+    clutter: int | None = None
+    distractor_similarity: float | None = None
+    noise: float = 6.0
+    crf: int = 12
+
+    def __post_init__(self) -> None:
+        if self.difficulty not in DIFFICULTY_PRESETS:
+            raise ValueError(f"difficulty must be one of {tuple(DIFFICULTY_PRESETS)}, got {self.difficulty!r}")
+        for name, value in DIFFICULTY_PRESETS[self.difficulty].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)  # frozen: resolve the preset once, here
+
+        problems = []
+        for name in ("seed", "train", "val", "test", "num_distractors", "clutter"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.frame_size < 32 or self.frame_size % 2:
+            problems.append(f"frame_size must be even and >= 32, got {self.frame_size}")
+        if self.num_frames < 8:
+            problems.append(f"num_frames must be >= 8, got {self.num_frames}")
+        if self.fps <= 0:
+            problems.append(f"fps must be > 0, got {self.fps}")
+        if not 0.0 <= self.distractor_similarity < 1.0:
+            problems.append(f"distractor_similarity must be in [0, 1), got {self.distractor_similarity}")
+        if self.noise < 0:
+            problems.append(f"noise must be >= 0, got {self.noise}")
+        if not 0 <= self.crf <= 51:
+            problems.append(f"crf must be in [0, 51], got {self.crf}")
+        if problems:
+            raise ValueError("invalid SynthConfig: " + "; ".join(problems))
+
+    @property
+    def clips_per_split(self) -> dict[str, int]:
+        return {split: getattr(self, split) for split in SPLITS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "SynthConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown SynthConfig fields {unknown}; known fields: {sorted(known)}")
+        return cls(**values)

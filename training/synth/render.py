@@ -1,0 +1,182 @@
+"""Drawing one synthetic clip (numpy only, no encoding): background and clutter, distractors, the actor.
+
+One frame shows WHETHER the actor acts (its pose: a filled square when idle, a plus when acting) and WHERE it
+is, never WHICH action: only the path over the interval tells that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from training.synth.config import SynthConfig
+from training.synth.trajectories import CLASS_NAMES, actor_track, place_path
+
+ACTOR_COLOR = np.array([255.0, 225.0, 60.0])  # bright yellow; every clip dims it by ACTOR_BRIGHTNESS
+ACTOR_BRIGHTNESS = (0.9, 1.0)
+# Saturated colours far from the actor's yellow; `distractor_similarity` mixes them towards it.
+DISTRACTOR_COLORS = np.array(
+    [[220.0, 40.0, 40.0], [40.0, 190.0, 70.0], [40.0, 90.0, 230.0], [200.0, 50.0, 200.0], [40.0, 200.0, 210.0]]
+)
+DISTRACTOR_KINDS = ("triangle", "ring", "bar")
+BACKGROUND_RANGE = (20.0, 120.0)  # per channel, the gradient's two end colours: darker than any object
+CLUTTER_GREY = (40.0, 150.0)  # muted: a grey level plus a little colour, never near the actor's yellow
+CLUTTER_TINT = 30.0
+CLUTTER_SIZE = (3, 10)  # pixels at a 64-pixel frame, scaled with the frame
+
+
+@dataclass(frozen=True)
+class RenderedClip:
+    """One clip, with its ground truth.
+
+    Attributes:
+        frames: (N, H, W, 3) uint8 RGB.
+        boxes: (N, 4) float (x1, y1, x2, y2): tight box of the actor's pixels, x2/y2 exclusive.
+        interval: (first, last) action frames, inclusive.
+        acting: (N,) bool pose per frame: True (plus) exactly inside the interval, False (square) outside.
+        actor_masks: (N, H, W) bool, the actor's pixels (drawn last, so all of them are visible).
+        distractor_masks: (N, H, W) bool, the visible distractor pixels.
+        actor_color: (3,) float, the actor's colour in this clip before noise.
+    """
+
+    frames: np.ndarray
+    boxes: np.ndarray
+    interval: tuple[int, int]
+    acting: np.ndarray
+    actor_masks: np.ndarray
+    distractor_masks: np.ndarray
+    actor_color: np.ndarray
+
+
+def actor_size(frame_size: int) -> int:
+    """The actor's side in pixels: odd (a centre pixel for the plus), about frame_size / 6."""
+    return 2 * round(frame_size / 12) + 1
+
+
+def actor_sprites(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(idle, acting) boolean sprites of shape (size, size): a filled square, and a plus ("arms out") with
+    the same bounding box."""
+    idle = np.ones((size, size), dtype=bool)
+    arm = size // 3 + (size // 3 + size) % 2  # arm width with the side's parity, so the plus is centred
+    lo = (size - arm) // 2
+    acting = np.zeros((size, size), dtype=bool)
+    acting[lo : lo + arm, :] = True
+    acting[:, lo : lo + arm] = True
+    return idle, acting
+
+
+def distractor_sprite(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A (size, size) boolean sprite unlike both actor poses: a triangle, a ring or a thin bar."""
+    y, x = np.mgrid[0:size, 0:size] - (size - 1) / 2
+    if kind == "triangle":
+        row = y + (size - 1) / 2  # 0 at the apex row
+        sprite = np.abs(x) <= row / 2 + 0.5
+        return np.rot90(sprite, k=int(rng.integers(4))).copy()
+    if kind == "ring":
+        radius = np.hypot(x, y)
+        return (radius <= size / 2) & (radius > size / 2 - max(2, size // 5))
+    if kind == "bar":
+        sprite = np.abs(y) <= max(1, size // 8)
+        return sprite.T.copy() if rng.random() < 0.5 else sprite
+    raise ValueError(f"unknown distractor kind {kind!r}, expected one of {DISTRACTOR_KINDS}")
+
+
+def place_sprite(sprite: np.ndarray, centre_x: int, centre_y: int, frame_size: int) -> np.ndarray:
+    """A (frame_size, frame_size) mask with `sprite` centred on the pixel (centre_x, centre_y), clipped."""
+    mask = np.zeros((frame_size, frame_size), dtype=bool)
+    height, width = sprite.shape
+    top, left = centre_y - height // 2, centre_x - width // 2
+    y0, y1 = max(top, 0), min(top + height, frame_size)
+    x0, x1 = max(left, 0), min(left + width, frame_size)
+    if y0 < y1 and x0 < x1:
+        mask[y0:y1, x0:x1] = sprite[y0 - top : y1 - top, x0 - left : x1 - left]
+    return mask
+
+
+def render_background(rng: np.random.Generator, config: SynthConfig) -> np.ndarray:
+    """(H, W, 3) float: a smooth gradient between two dark-to-mid colours, plus static clutter blobs."""
+    size = config.frame_size
+    start, end = rng.uniform(*BACKGROUND_RANGE, size=(2, 3))
+    angle = rng.uniform(0.0, 2 * np.pi)
+    y, x = np.mgrid[0:size, 0:size]
+    along = x * np.cos(angle) + y * np.sin(angle)
+    along = (along - along.min()) / (along.max() - along.min())  # (H, W) in [0, 1]
+    background = start + along[..., None] * (end - start)  # (H, W, 3)
+
+    scale = size / 64
+    for _ in range(config.clutter):
+        width, height = rng.uniform(CLUTTER_SIZE[0] * scale, CLUTTER_SIZE[1] * scale, size=2)
+        cx, cy = rng.uniform(0, size, size=2)
+        if rng.random() < 0.5:
+            blob = ((x - cx) / (width / 2)) ** 2 + ((y - cy) / (height / 2)) ** 2 <= 1.0  # ellipse
+        else:
+            blob = (np.abs(x - cx) <= width / 2) & (np.abs(y - cy) <= height / 2)  # rectangle
+        color = rng.uniform(*CLUTTER_GREY) + rng.uniform(-CLUTTER_TINT, CLUTTER_TINT, size=3)
+        background[blob] = np.clip(color, 0.0, 255.0)
+    return background
+
+
+def render_clip(class_name: str, rng: np.random.Generator, config: SynthConfig) -> RenderedClip:
+    """Draw one clip of `class_name`: the actor idles, performs the action over a random interval, idles
+    again, among `config.num_distractors` distractors that move all clip long over clutter and noise."""
+    if class_name not in CLASS_NAMES:
+        raise ValueError(f"unknown class {class_name!r}, expected one of {CLASS_NAMES}")
+    N, S = config.num_frames, config.frame_size
+    size = actor_size(S)
+    half = size // 2
+
+    track = actor_track(class_name, rng, N, S, half)
+    actor_color = ACTOR_COLOR * rng.uniform(*ACTOR_BRIGHTNESS)
+    background = render_background(rng, config)  # (H, W, 3)
+
+    distractors = []  # (sprite, colour, (N, 2) centres)
+    for _ in range(config.num_distractors):
+        sprite = distractor_sprite(DISTRACTOR_KINDS[rng.integers(len(DISTRACTOR_KINDS))], size, rng)
+        base = DISTRACTOR_COLORS[rng.integers(len(DISTRACTOR_COLORS))] * rng.uniform(0.85, 1.0)
+        color = (1 - config.distractor_similarity) * base + config.distractor_similarity * actor_color
+        shape = CLASS_NAMES[rng.integers(len(CLASS_NAMES))]  # class-like motion, all clip long
+        centres = np.rint(place_path(shape, N, rng, S, half, cycles=rng.uniform(1.0, 2.5))).astype(np.int64)
+        distractors.append((sprite, color, centres))
+
+    idle_sprite, acting_sprite = actor_sprites(size)
+    frames = np.empty((N, S, S, 3), dtype=np.float32)
+    actor_masks = np.empty((N, S, S), dtype=bool)
+    distractor_masks = np.zeros((N, S, S), dtype=bool)
+    for t in range(N):
+        frames[t] = background
+        for sprite, color, centres in distractors:
+            mask = place_sprite(sprite, *centres[t], S)
+            frames[t][mask] = color
+            distractor_masks[t] |= mask
+        actor = place_sprite(acting_sprite if track.acting[t] else idle_sprite, *track.centres[t], S)
+        frames[t][actor] = actor_color  # last: the actor is never hidden
+        actor_masks[t] = actor
+    distractor_masks &= ~actor_masks
+
+    if config.noise > 0:
+        frames += rng.standard_normal(frames.shape, dtype=np.float32) * np.float32(config.noise)
+    frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)  # (N, H, W, 3)
+    return RenderedClip(
+        frames=frames,
+        boxes=tight_boxes(actor_masks),
+        interval=track.interval,
+        acting=track.acting,
+        actor_masks=actor_masks,
+        distractor_masks=distractor_masks,
+        actor_color=actor_color,
+    )
+
+
+def tight_boxes(masks: np.ndarray) -> np.ndarray:
+    """(N, 4) float boxes (x1, y1, x2, y2), x2/y2 exclusive, of non-empty (N, H, W) boolean masks."""
+    N, H, W = masks.shape
+    rows = masks.any(axis=2)  # (N, H)
+    cols = masks.any(axis=1)  # (N, W)
+    if not rows.any(axis=1).all():
+        raise ValueError("a mask is empty: no box")
+    y1 = rows.argmax(axis=1)
+    y2 = H - rows[:, ::-1].argmax(axis=1)
+    x1 = cols.argmax(axis=1)
+    x2 = W - cols[:, ::-1].argmax(axis=1)
+    return np.stack([x1, y1, x2, y2], axis=1).astype(np.float64)
