@@ -31,3 +31,13 @@ def tiny_overrides(epochs: int = 2, *extra: str) -> list[str]:
     for item in [*TINY_MODEL, *TINY_TRAIN, f"train.epochs={epochs}", *extra]:
         args += ["--set", item]
     return args
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_dataset, tmp_path_factory) -> Path:
+    """A tiny model trained for 4 epochs on `tiny_dataset` (best.pt, last.pt, history.jsonl)."""
+    from training.train import main as train_main
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    assert train_main(["--data", str(tiny_dataset), "--out", str(out), "--quiet", *tiny_overrides(4)]) == 0
+    return out

@@ -267,11 +267,17 @@ def test_temporal_localization_combines_everything():
     result = temporal_localization(MASS_WEIGHTS, MASS_INSIDE, [True, False, True])
     assert result["mass_inside"] == pytest.approx(0.525)
     assert result["interval_fraction"] == pytest.approx((0.5 + 0.25) / 2)
-    # Clip 0 ranks its inside frames 1st and 2nd (AP 1); clip 1 ties everywhere, its one positive is 1st.
-    assert result["frame_ap"] == pytest.approx(1.0)
+    # Clip 0 ranks its inside frames 1st and 2nd (AP 1); clip 1 ties everywhere: tied frames enter
+    # together, so its AP is the fraction of inside frames, 1/4.
+    assert result["frame_ap"] == pytest.approx((1.0 + 0.25) / 2)
     # Clip 0: selects {1} of inside {1, 2} -> 1/2; clip 1 is misclassified.
     assert result["paper_hit_rate"] == pytest.approx({"0.1": 0.5, "0.2": 0.5, "0.3": 0.5, "0.4": 0.5, "0.5": 0.0})
     assert result["num_clips"] == 3
+
+
+def test_uniform_weights_score_the_prevalence_wherever_the_interval_is():
+    for inside in ([True, True, False, False, False], [False, False, False, True, True]):
+        assert frame_average_precision([np.full(5, 0.2)], [np.array(inside)]) == pytest.approx(0.4)
 
 
 def test_temporal_inputs_are_checked():

@@ -27,6 +27,7 @@ class TrainConfig:
     lr_factor: float = 0.3
     grad_clip: float = 5.0  # max gradient norm, 0 = off
     loss: LossWeights = field(default_factory=LossWeights)
+    regularizer_warmup_epochs: float = 0.0  # regularizer weights ramp linearly from 0 over this many epochs
     seed: int = 1234
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # mixed precision, used on CUDA only
@@ -70,12 +71,13 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "model": {"clip_length": 16, "height": 64, "width": 64, "backbone": "compact", "backbone_width": 32,
                   "hidden_channels": 32, "attention_dim": 32, "channel_dropout": 0.1},
         "train": {"epochs": 24, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "max_minutes": 19.0,
+                  "regularizer_warmup_epochs": 4,
                   "loss": {"total_variation": 0.1, "contrast": 0.1, "unimodality": 0.1, "mask_area": 0.2}},
     },
     "demo": {
         "model": {"clip_length": 8, "height": 64, "width": 64, "backbone": "compact", "backbone_width": 16,
                   "hidden_channels": 32, "attention_dim": 32, "channel_dropout": 0.1},
-        "train": {"epochs": 8, "batch_size": 16, "lr": 2e-3, "max_minutes": 4.0,
+        "train": {"epochs": 8, "batch_size": 16, "lr": 2e-3, "max_minutes": 4.0, "regularizer_warmup_epochs": 2,
                   "loss": {"total_variation": 0.1, "contrast": 0.1, "unimodality": 0.1, "mask_area": 0.2}},
     },
     "paper": {

@@ -333,17 +333,24 @@ def temporal_localization_paper(
 
 
 def _average_precision(scores: np.ndarray, positives: np.ndarray) -> float:
-    order = np.argsort(-scores, kind="stable")  # ties keep frame order
-    ranked = positives[order]
-    precision_at_rank = np.cumsum(ranked) / np.arange(1, ranked.shape[0] + 1)
-    return float(precision_at_rank[ranked].mean())
+    """Step-wise AP over the distinct score thresholds: sum_k (R_k - R_{k-1}) P_k, with tied scores
+    entering together (as scikit-learn's average_precision_score), so uniform weights score the prevalence
+    whatever the frame order."""
+    order = np.argsort(-scores, kind="stable")
+    ranked_scores, ranked = scores[order], positives[order]
+    last_of_group = np.r_[ranked_scores[1:] != ranked_scores[:-1], True]  # end of each tie group
+    true_positives = np.cumsum(ranked)[last_of_group]
+    counted = np.arange(1, ranked.shape[0] + 1)[last_of_group]
+    precision = true_positives / counted
+    recall_step = np.diff(np.r_[0, true_positives]) / max(int(positives.sum()), 1)
+    return float((precision * recall_step).sum())
 
 
 def frame_average_precision(weights: Sequence[np.ndarray], inside: Sequence[np.ndarray]) -> float | None:
     """Mean over clips of the average precision of the weights as scores for "frame inside the interval".
 
     AP = mean, over the inside frames, of the precision at that frame's rank (frames ranked by decreasing
-    weight; ties keep frame order). Clips whose interval is empty or the whole clip are skipped: every
+    weight; tied weights enter together, so uniform weights score the fraction of inside frames). Clips whose interval is empty or the whole clip are skipped: every
     ranking of them scores the same.
 
     Args:

@@ -42,6 +42,19 @@ class TrainingError(RuntimeError):
     """Training cannot go on (non-finite loss, missing validation split, mismatched resume)."""
 
 
+class StopRequest:
+    """Set by SIGINT/SIGTERM: the current step finishes, last.pt is written, then training stops. A second
+    Ctrl-C stops at once (losing only the step in flight: last.pt still holds the state before it)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+
 def select_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -69,6 +82,14 @@ def autocast_for(device: torch.device, enabled: bool):
     return nullcontext()
 
 
+def warmed_up(config: TrainConfig, epochs_done: float) -> LossWeights:
+    """The regularizer weights after `epochs_done` (fractional) epochs of the linear warm-up."""
+    if config.regularizer_warmup_epochs <= 0:
+        return config.loss
+    scale = min(1.0, epochs_done / config.regularizer_warmup_epochs)
+    return LossWeights(**{f: getattr(config.loss, f) * scale for f in config.loss.__dataclass_fields__})
+
+
 def forward_loss(model: AttentionRecognizer, batch: dict[str, torch.Tensor], weights: LossWeights,
                  device: torch.device, amp: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
     clip = normalize_clip(batch["clip"].to(device, non_blocking=True))  # (B, T, 3, H, W)
@@ -83,19 +104,22 @@ def forward_loss(model: AttentionRecognizer, batch: dict[str, torch.Tensor], wei
 def train_one_epoch(model: AttentionRecognizer, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     config: TrainConfig, device: torch.device, epoch: int, *, first_step: int = 0,
                     scaler: torch.amp.GradScaler | None = None, deadline: float | None = None,
-                    on_step=None, progress: bool = True) -> dict[str, float]:
+                    on_step=None, stop: StopRequest | None = None, progress: bool = True) -> dict[str, float]:
     """One pass over `loader`; returns mean loss, accuracy and regularizer terms. Raises TrainingError on a
-    non-finite loss. Stops early (returns with `stopped=1`) when `deadline` (time.monotonic) passes."""
+    non-finite loss. Stops early with `stopped=1` when `deadline` (time.monotonic) passes and with
+    `stopped=2` when `stop` is requested (after the step in flight)."""
     model.train()
     totals: dict[str, float] = {}
     seen = correct_total = 0
     bar = tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", disable=not progress, leave=False,
                total=len(loader))
     step = first_step
+    steps_per_epoch = first_step + len(loader)
     stopped = 0
     for batch in bar:
         torch.manual_seed(step_seed(config.seed, epoch, step))
-        loss, terms, correct = forward_loss(model, batch, config.loss, device, config.amp)
+        weights = warmed_up(config, epoch + step / max(steps_per_epoch, 1))
+        loss, terms, correct = forward_loss(model, batch, weights, device, config.amp)
         if not torch.isfinite(loss):
             detail = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
             raise TrainingError(f"non-finite loss at epoch {epoch + 1} step {step + 1} ({detail}); the last "
@@ -123,6 +147,9 @@ def train_one_epoch(model: AttentionRecognizer, loader: DataLoader, optimizer: t
         bar.set_postfix(loss=f"{totals['loss'] / seen:.3f}", acc=f"{correct_total / seen:.3f}")
         if on_step is not None:
             on_step(step)
+        if stop is not None and stop.requested:
+            stopped = 2
+            break
         if deadline is not None and time.monotonic() > deadline:
             stopped = 1
             break
@@ -245,14 +272,19 @@ def train(data_dir: str | Path, out_dir: str | Path, run_config: RunConfig | Non
             save(last_path)
 
     deadline = started + config.max_minutes * 60 if config.max_minutes > 0 else None
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    stop = StopRequest()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     stopped_early = False
     try:
         while progress_state["epoch"] < config.epochs and not stopped_early:
             epoch, first_step = progress_state["epoch"], progress_state["step"]
             loader = make_loader(train_set, config, shuffle=True, epoch=epoch, start_batch=first_step)
             train_metrics = train_one_epoch(model, loader, optimizer, config, device, epoch, first_step=first_step,
-                                            scaler=scaler, deadline=deadline, on_step=on_step, progress=progress)
+                                            scaler=scaler, deadline=deadline, on_step=on_step, stop=stop,
+                                            progress=progress)
+            if train_metrics["stopped"] == 2:
+                save(last_path)  # mid-epoch: progress_state["step"] says which batches are done
+                raise KeyboardInterrupt
             stopped_early = bool(train_metrics["stopped"])
             val_metrics = evaluate_loss(model, make_loader(val_set, config, shuffle=False, epoch=0), config.loss,
                                         device, config.amp)
@@ -286,19 +318,15 @@ def train(data_dir: str | Path, out_dir: str | Path, run_config: RunConfig | Non
         if stopped_early:
             _print(progress, f"time limit of {config.max_minutes} min reached after epoch {progress_state['epoch']}")
     except KeyboardInterrupt:
-        save(last_path)
-        writer.close()
+        writer.close()  # a second Ctrl-C mid-step: last.pt keeps the state before that step
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     writer.close()
     return {"best_val_accuracy": progress_state["best_accuracy"], "best_epoch": progress_state["best_epoch"],
             "epochs_run": progress_state["epoch"], "wall_seconds": round(time.monotonic() - started, 1),
             "skipped_videos": len(train_set.skipped) + len(val_set.skipped), "history": history}
-
-
-def _raise_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
-    raise KeyboardInterrupt
 
 
 def _print(enabled: bool, message: str) -> None:

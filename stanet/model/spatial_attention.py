@@ -22,6 +22,9 @@ class SpatialAttention(nn.Module):
             nn.ReLU(inplace=True),
             nn.Conv2d(low, 1, 3, padding=1),
         )
+        # Start open (sigmoid(2) = 0.88): the classifier sees the frames before the regularizers, which
+        # push unneeded mask values down, can close the mask; started at 0.5 it collapses to 0 first.
+        nn.init.constant_(self.net[-1].bias, 2.0)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(N, C, h, w) frame features -> (N, 1, h, w) mask in [0, 1]."""

@@ -7,7 +7,7 @@ and its acting frames (when) to tell the class.
 
     trajectories.py   class shapes, placement, the actor's idle-act-idle track
     render.py         render_clip: one clip's frames and ground truth, no encoding
-    generate.py       generate_dataset and the CLI: `stanet data synth --out DIR`
+    generate.py       generate_dataset and the CLI: `stanet data synth --out DIR` (or `python -m training.synth`)
 """
 
 from training.synth.config import DIFFICULTY_PRESETS, SynthConfig

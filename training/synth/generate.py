@@ -159,7 +159,3 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {exc}") from None
     total = sum(config.clips_per_split.values())
     print(f"wrote {total} clips ({len(CLASS_NAMES)} classes, difficulty {config.difficulty}) to {out_dir}")
-
-
-if __name__ == "__main__":
-    main()

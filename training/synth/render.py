@@ -123,8 +123,8 @@ def render_clip(class_name: str, rng: np.random.Generator, config: SynthConfig) 
     if class_name not in CLASS_NAMES:
         raise ValueError(f"unknown class {class_name!r}, expected one of {CLASS_NAMES}")
     N, S = config.num_frames, config.frame_size
-    size = actor_size(S)
-    half = size // 2
+    sprite_size = actor_size(S)
+    half = sprite_size // 2
 
     track = actor_track(class_name, rng, N, S, half)
     actor_color = ACTOR_COLOR * rng.uniform(*ACTOR_BRIGHTNESS)
@@ -132,14 +132,14 @@ def render_clip(class_name: str, rng: np.random.Generator, config: SynthConfig) 
 
     distractors = []  # (sprite, colour, (N, 2) centres)
     for _ in range(config.num_distractors):
-        sprite = distractor_sprite(DISTRACTOR_KINDS[rng.integers(len(DISTRACTOR_KINDS))], size, rng)
+        sprite = distractor_sprite(DISTRACTOR_KINDS[rng.integers(len(DISTRACTOR_KINDS))], sprite_size, rng)
         base = DISTRACTOR_COLORS[rng.integers(len(DISTRACTOR_COLORS))] * rng.uniform(0.85, 1.0)
         color = (1 - config.distractor_similarity) * base + config.distractor_similarity * actor_color
         shape = CLASS_NAMES[rng.integers(len(CLASS_NAMES))]  # class-like motion, all clip long
         centres = np.rint(place_path(shape, N, rng, S, half, cycles=rng.uniform(1.0, 2.5))).astype(np.int64)
         distractors.append((sprite, color, centres))
 
-    idle_sprite, acting_sprite = actor_sprites(size)
+    idle_sprite, acting_sprite = actor_sprites(sprite_size)
     frames = np.empty((N, S, S, 3), dtype=np.float32)
     actor_masks = np.empty((N, S, S), dtype=bool)
     distractor_masks = np.zeros((N, S, S), dtype=bool)

@@ -1,0 +1,157 @@
+"""Training end to end on a tiny synthetic dataset: the loss goes down, checkpoints round-trip, resume
+continues identically (after an epoch and after a signal mid-epoch), and bad input fails clearly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import tiny_overrides
+from stanet.checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint
+from stanet.config import ModelConfig
+from stanet.model import build_model
+from training.train import main as train_main
+
+pytestmark = pytest.mark.slow
+
+
+def run_train(data: Path, out: Path, *args: str) -> int:
+    return train_main(["--data", str(data), "--out", str(out), "--quiet", *args])
+
+
+def history(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+
+
+def test_short_run_lowers_the_loss_and_writes_checkpoints(trained_run):
+    losses = [h["train"]["ce"] for h in history(trained_run)]
+    assert len(losses) == 4
+    assert losses[-1] < losses[0] - 0.05, losses
+    for name in ("best.pt", "last.pt", "run_config.json"):
+        assert (trained_run / name).is_file()
+    assert list((trained_run / "tensorboard").glob("events.out.tfevents.*"))
+    ckpt = load_checkpoint(trained_run / "best.pt")
+    assert ckpt.class_names[0] == "walk_horizontal" and len(ckpt.class_names) == ckpt.model_config.num_classes
+    assert ckpt.model_config.clip_length == 8 and ckpt.extra["run_config"]["train"]["batch_size"] == 8
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
+    torch.manual_seed(0)
+    config = ModelConfig(num_classes=3, clip_length=4, height=32, width=32, backbone_width=8, hidden_channels=8,
+                         attention_dim=8)
+    model = build_model(config).eval()
+    save_checkpoint(tmp_path / "m.pt", model, ["a", "b", "c"])
+    rebuilt = load_checkpoint(tmp_path / "m.pt").build_model().eval()
+    clip = torch.randn(2, 4, 3, 32, 32)
+    a, b = model(clip), rebuilt(clip)
+    for name in ("logits", "spatial_attention", "temporal_attention"):
+        assert torch.equal(getattr(a, name), getattr(b, name))
+    assert not list(tmp_path.glob(".*.tmp")), "no temp file is left behind"
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path):
+    small = build_model(ModelConfig(num_classes=3, backbone_width=8, hidden_channels=8, attention_dim=8))
+    other = build_model(ModelConfig(num_classes=3, backbone_width=8, hidden_channels=16, attention_dim=8))
+    with pytest.raises(CheckpointError, match=r"another model configuration: .*is \(.*\) in the checkpoint"):
+        load_state(other, small.state_dict(), source="checkpoint")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot be read as a stanet checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_resume_after_an_epoch_continues_identically(tiny_dataset, tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run_train(tiny_dataset, straight, *tiny_overrides(2)) == 0
+    assert run_train(tiny_dataset, split, *tiny_overrides(1)) == 0
+    assert run_train(tiny_dataset, split, "--resume", *tiny_overrides(2)) == 0
+    a = load_checkpoint(straight / "last.pt").state_dict
+    b = load_checkpoint(split / "last.pt").state_dict
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["train"]["loss"] for h in history(straight)] == [h["train"]["loss"] for h in history(split)]
+
+
+def test_signal_mid_epoch_saves_and_resume_continues_identically(tiny_dataset, tmp_path):
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    args = tiny_overrides(1, "train.checkpoint_every_steps=1")
+    assert run_train(tiny_dataset, straight, *args) == 0
+    cmd = [sys.executable, "-m", "stanet", "train", "--data", str(tiny_dataset), "--out", str(interrupted),
+           "--quiet", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    deadline = time.monotonic() + 120
+    while not (interrupted / "last.pt").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err
+    progress = load_checkpoint(interrupted / "last.pt").extra["progress"]
+    assert progress["epoch"] == 0 and 1 <= progress["step"] < 6, progress
+    assert run_train(tiny_dataset, interrupted, "--resume") == 0
+    a = load_checkpoint(straight / "last.pt").state_dict
+    b = load_checkpoint(interrupted / "last.pt").state_dict
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_with_another_config_names_the_difference(trained_run, tiny_dataset, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_run, copy)
+    code = run_train(tiny_dataset, copy, "--resume", *tiny_overrides(6, "model.hidden_channels=16"))
+    assert code == 2
+    assert "model.hidden_channels: run has 8, now 16" in capsys.readouterr().err
+
+
+def test_existing_run_without_resume_is_refused(trained_run, tiny_dataset, capsys):
+    assert run_train(tiny_dataset, trained_run, *tiny_overrides(1)) == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+
+def test_non_finite_loss_stops_with_a_clear_error(tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "nan"
+    code = run_train(tiny_dataset, out, *tiny_overrides(1, "train.lr=1e30", "train.grad_clip=0"))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "non-finite loss at epoch 1 step" in err and "lower train.lr" in err
+    assert not (out / "last.pt").exists()
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.lr=-1", "lr must be > 0"),
+    ("model.backbone=vgg", "backbone must be one of"),
+    ("train.epoch=3", "unknown train field(s) ['epoch']"),
+    ("lr=3", "must look like model.FIELD=VALUE"),
+])
+def test_bad_configuration_is_named(tiny_dataset, tmp_path, capsys, override, message):
+    assert run_train(tiny_dataset, tmp_path / "bad", "--set", override) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_dataset_and_missing_val_split(tmp_path, tiny_dataset, capsys):
+    assert run_train(tmp_path / "nowhere", tmp_path / "run", *tiny_overrides(1)) == 2
+    assert "nowhere" in capsys.readouterr().err
+    no_val = tmp_path / "no_val"
+    shutil.copytree(tiny_dataset, no_val)
+    lines = (no_val / "annotations.jsonl").read_text().splitlines()
+    (no_val / "annotations.jsonl").write_text("\n".join(l for l in lines if '"split": "val"' not in l) + "\n")
+    assert run_train(no_val, tmp_path / "run2", *tiny_overrides(1)) == 2
+    assert "no clips with split 'val'" in capsys.readouterr().err
+
+
+def test_unreadable_video_is_skipped_and_counted(tmp_path, tiny_dataset, caplog):
+    data = tmp_path / "corrupt"
+    shutil.copytree(tiny_dataset, data)
+    victim = sorted((data / "videos" / "train").glob("*.mp4"))[0]
+    victim.write_bytes(victim.read_bytes()[:40])  # truncated to its first bytes
+    with caplog.at_level("WARNING"):
+        assert run_train(data, tmp_path / "run", *tiny_overrides(1)) == 0
+    assert "skipped 1 unreadable video(s)" in caplog.text and victim.name in caplog.text
