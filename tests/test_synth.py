@@ -73,7 +73,7 @@ def test_ground_truth_matches_the_pixels(class_name: str) -> None:
 
 @pytest.mark.parametrize("class_name", EXPECTED_CLASSES)
 def test_actor_moves_during_the_action_and_barely_outside_it(class_name: str) -> None:
-    config = SynthConfig()
+    config = SynthConfig(idle_wander=0.0)
     for index in range(5):
         clip = _render(class_name, index=index, config=config)
         centres = _centres(clip.boxes)
@@ -84,6 +84,21 @@ def test_actor_moves_during_the_action_and_barely_outside_it(class_name: str) ->
         steps = np.abs(np.diff(centres, axis=0)).max(axis=1)  # (N-1,) largest per-axis step
         both_idle = ~clip.acting[:-1] & ~clip.acting[1:]
         assert np.all(steps[both_idle] <= 4), "idle frames move more than a fidget"
+
+
+def test_idle_wander_walks_in_and_out_in_straight_lines() -> None:
+    config = SynthConfig(idle_wander=0.5, noise=0.0)
+    moved = 0
+    for index in range(8):
+        clip = _render("hop", index=index, config=config)
+        centres = _centres(clip.boxes)
+        first, last = clip.interval
+        for segment in (centres[:first], centres[last + 1:]):
+            if len(segment) >= 3:
+                # a straight walk (+-1 px jitter and small fidgets): far from the anchor at one end
+                moved += np.abs(segment[0] - segment[-1]).max() >= 0.15 * config.frame_size
+        assert not clip.acting[:first].any() and not clip.acting[last + 1:].any()
+    assert moved >= 4, "idle segments should mostly walk somewhere"
 
 
 @pytest.mark.parametrize("difficulty", ["normal", "hard"])
@@ -149,7 +164,8 @@ def test_generated_directory_reads_back(tiny_dataset: Path) -> None:
     clip = render_clip(record.label, clip_rng(TINY, "val", 5), TINY)
     assert record.interval == clip.interval
     assert record.boxes[3] == tuple(clip.boxes[3])
-    assert np.abs(video.frames[0].astype(float) - clip.frames[0]).mean() < 8.0
+    # H.264 (yuv420) drops much of the per-pixel noise at 32x32: about 8 on 0..255, against ~60 for a wrong frame
+    assert np.abs(video.frames[0].astype(float) - clip.frames[0]).mean() < 12.0
     assert not list(tiny_dataset.parent.glob("*.tmp-*")), "the staging directory was left behind"
 
 

@@ -68,14 +68,14 @@ class RunConfig:
 # docs/paper.md §3 on ResNet-50 features (lambdas converted to the mean-normalized terms of stanet.losses).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "synthetic": {
-        "model": {"clip_length": 16, "height": 64, "width": 64, "backbone": "compact", "backbone_width": 32,
+        "model": {"clip_length": 16, "height": 32, "width": 32, "backbone": "compact", "backbone_width": 32,
                   "hidden_channels": 32, "attention_dim": 32, "channel_dropout": 0.1},
-        "train": {"epochs": 24, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "max_minutes": 19.0,
-                  "regularizer_warmup_epochs": 4,
-                  "loss": {"total_variation": 0.1, "contrast": 0.1, "unimodality": 0.1, "mask_area": 0.2}},
+        "train": {"epochs": 60, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "max_minutes": 19.0,
+                  "lr_patience": 4, "regularizer_warmup_epochs": 8,
+                  "loss": {"total_variation": 0.1, "contrast": 0.1, "unimodality": 0.1, "mask_area": 0.1}},
     },
     "demo": {
-        "model": {"clip_length": 8, "height": 64, "width": 64, "backbone": "compact", "backbone_width": 16,
+        "model": {"clip_length": 16, "height": 32, "width": 32, "backbone": "compact", "backbone_width": 16,
                   "hidden_channels": 32, "attention_dim": 32, "channel_dropout": 0.1},
         "train": {"epochs": 8, "batch_size": 16, "lr": 2e-3, "max_minutes": 4.0, "regularizer_warmup_epochs": 2,
                   "loss": {"total_variation": 0.1, "contrast": 0.1, "unimodality": 0.1, "mask_area": 0.2}},

@@ -9,9 +9,9 @@ from stanet.constants import SPLITS
 
 # Values a difficulty fills in for the fields left as None; an explicit value always wins.
 DIFFICULTY_PRESETS: dict[str, dict[str, Any]] = {
-    "easy": {"num_distractors": 0, "clutter": 4, "distractor_similarity": 0.0},
-    "normal": {"num_distractors": 2, "clutter": 12, "distractor_similarity": 0.0},
-    "hard": {"num_distractors": 4, "clutter": 24, "distractor_similarity": 0.5},
+    "easy": {"num_distractors": 0, "clutter": 4, "distractor_similarity": 0.0, "idle_wander": 0.0},
+    "normal": {"num_distractors": 2, "clutter": 12, "distractor_similarity": 0.0, "idle_wander": 0.4},
+    "hard": {"num_distractors": 4, "clutter": 24, "distractor_similarity": 0.5, "idle_wander": 0.5},
 }
 
 
@@ -32,6 +32,10 @@ class SynthConfig:
         clutter: static background blobs per clip.
         distractor_similarity: 0 = distractors keep their saturated colours; towards 1 their colours are
             mixed towards the actor's (kept below 1 so they never take the actor's colour).
+        idle_wander: before and after the action the idle actor walks a straight line of up to this
+            fraction of the frame (random direction) into and out of the action's start and end points, so
+            a clip's frames taken together show the action's shape *plus* other motion: only the frames
+            inside the interval give the class (what makes *when* matter); 0 = it only stands and fidgets.
         noise: std of the per-pixel, per-frame gaussian noise, on the 0..255 scale.
         crf: H.264 quality (low keeps the colours through yuv420).
     """
@@ -40,13 +44,14 @@ class SynthConfig:
     train: int = 960
     val: int = 160
     test: int = 320
-    frame_size: int = 64
+    frame_size: int = 32
     num_frames: int = 32
     fps: int = 10
     difficulty: str = "normal"
     num_distractors: int | None = None
     clutter: int | None = None
     distractor_similarity: float | None = None
+    idle_wander: float | None = None
     noise: float = 6.0
     crf: int = 12
 
@@ -67,6 +72,8 @@ class SynthConfig:
             problems.append(f"num_frames must be >= 8, got {self.num_frames}")
         if self.fps <= 0:
             problems.append(f"fps must be > 0, got {self.fps}")
+        if not 0.0 <= self.idle_wander <= 1.0:
+            problems.append(f"idle_wander must be in [0, 1], got {self.idle_wander}")
         if not 0.0 <= self.distractor_similarity < 1.0:
             problems.append(f"distractor_similarity must be in [0, 1), got {self.distractor_similarity}")
         if self.noise < 0:

@@ -141,6 +141,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         help="in [0, 1): mix the distractors' colours towards the actor's (default: the preset's)",
     )
+    parser.add_argument("--idle-wander", type=float,
+                        help="idle walk length before/after the action, as a fraction of the frame (default: the preset's)")
     parser.add_argument("--noise", type=float, help=f"per-pixel noise std on 0..255 (default {default.noise})")
     parser.add_argument("--crf", type=int, help=f"H.264 quality, lower is better (default {default.crf})")
     return parser.parse_args(argv)

@@ -126,7 +126,7 @@ def render_clip(class_name: str, rng: np.random.Generator, config: SynthConfig) 
     sprite_size = actor_size(S)
     half = sprite_size // 2
 
-    track = actor_track(class_name, rng, N, S, half)
+    track = actor_track(class_name, rng, N, S, half, wander=config.idle_wander)
     actor_color = ACTOR_COLOR * rng.uniform(*ACTOR_BRIGHTNESS)
     background = render_background(rng, config)  # (H, W, 3)
 

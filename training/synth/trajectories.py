@@ -155,11 +155,26 @@ class ActorTrack:
     acting: np.ndarray
 
 
+def idle_walk(anchor: np.ndarray, num_steps: int, rng: np.random.Generator, frame_size: int, half_size: int,
+              wander: float) -> np.ndarray:
+    """(num_steps, 2) centres walking in a straight line away from `anchor` (excluded), in a random direction,
+    up to `wander` * frame_size long, kept inside the frame; all at `anchor` when wander is 0."""
+    if num_steps == 0 or wander <= 0:
+        return np.repeat(anchor[None], num_steps, axis=0)
+    angle = rng.uniform(0.0, 2.0 * np.pi)
+    length = rng.uniform(0.5, 1.0) * wander * frame_size
+    far = np.clip(anchor + length * np.array([np.cos(angle), np.sin(angle)]), half_size,
+                  frame_size - 1 - half_size)
+    u = np.arange(1, num_steps + 1)[:, None] / num_steps  # (num_steps, 1), ends at the far point
+    return anchor + u * (far - anchor)
+
+
 def actor_track(
-    class_name: str, rng: np.random.Generator, num_frames: int, frame_size: int, half_size: int
+    class_name: str, rng: np.random.Generator, num_frames: int, frame_size: int, half_size: int,
+    wander: float = 0.0,
 ) -> ActorTrack:
-    """Idle near the path's start, perform `class_name` along the path during a random interval, idle near
-    its end; the interval may touch either end of the clip."""
+    """Idle (walking in from elsewhere when `wander` > 0), perform `class_name` along the path during a
+    random interval, idle again (walking off); the interval may touch either end of the clip."""
     shortest = max(2, int(round(ACTION_LENGTH[0] * num_frames)))
     longest = max(shortest, int(round(ACTION_LENGTH[1] * num_frames)))
     length = int(rng.integers(shortest, longest + 1))
@@ -167,8 +182,10 @@ def actor_track(
     last = first + length - 1
 
     path = place_path(class_name, length, rng, frame_size, half_size + IDLE_MARGIN)  # (length, 2)
-    before = path[0] + idle_offsets(first, rng)[::-1]  # reversed: the fidgeting ends at the start point
-    after = path[-1] + idle_offsets(num_frames - 1 - last, rng)
+    # reversed: the walk-in and the fidgeting end at the start point
+    before = idle_walk(path[0], first, rng, frame_size, half_size, wander)[::-1] + idle_offsets(first, rng)[::-1]
+    after = (idle_walk(path[-1], num_frames - 1 - last, rng, frame_size, half_size, wander)
+             + idle_offsets(num_frames - 1 - last, rng))
     centres = np.rint(np.concatenate([before, path, after])).astype(np.int64)  # (N, 2)
     centres = np.clip(centres, half_size, frame_size - 1 - half_size)  # only binds on tiny frames
     acting = np.zeros(num_frames, dtype=bool)
