@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_DATA := data/demo
 DEMO_RUN := runs/demo
 
-.PHONY: demo test install clean-demo reference
+.PHONY: demo test install clean-demo reference ablations
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "stanet needs Python 3.11, found " + sys.version.split()[0]'
@@ -25,7 +25,7 @@ test: $(STAMP)
 
 # The main job: synthetic data -> a short training run -> evaluation with figures.
 demo: $(STAMP)
-	@test -f $(DEMO_DATA)/annotations.jsonl || $(BIN)/stanet data synth --out $(DEMO_DATA) --train 320 --val 64 --test 96 --num-frames 24
+	@test -f $(DEMO_DATA)/annotations.jsonl || $(BIN)/stanet data synth --out $(DEMO_DATA) --train 480 --val 64 --test 96 --num-frames 24
 	rm -rf $(DEMO_RUN)
 	$(BIN)/stanet train --preset demo --data $(DEMO_DATA) --out $(DEMO_RUN)
 	$(BIN)/stanet evaluate --checkpoint $(DEMO_RUN)/best.pt --data $(DEMO_DATA) --split test \
@@ -40,3 +40,21 @@ reference: $(STAMP)
 
 clean-demo:
 	rm -rf $(DEMO_DATA) $(DEMO_RUN)
+
+# The ablation table of docs/benchmark.md: each variant trained for ABLATION_MINUTES on the reference data.
+ABLATION_MINUTES ?= 10
+ABLATIONS := full no_regularizers no_spatial no_temporal convlstm_first
+ablation_full :=
+ablation_no_regularizers := --set train.loss.total_variation=0 --set train.loss.contrast=0 --set train.loss.unimodality=0 --set train.loss.mask_area=0
+ablation_no_spatial := --set model.spatial_attention=false
+ablation_no_temporal := --set model.temporal_attention=none
+ablation_convlstm_first := --set model.temporal_attention=convlstm_first
+
+ablations: $(STAMP)
+	@test -f data/synthetic/annotations.jsonl || $(BIN)/stanet data synth --out data/synthetic
+	$(foreach name,$(ABLATIONS),rm -rf runs/ablations/$(name) && \
+		$(BIN)/stanet train --preset synthetic --data data/synthetic --out runs/ablations/$(name) --quiet \
+			--set train.max_minutes=$(ABLATION_MINUTES) $(ablation_$(name)) && \
+		$(BIN)/stanet evaluate --checkpoint runs/ablations/$(name)/best.pt --data data/synthetic --quiet \
+			--output runs/ablations/$(name)/metrics.json > /dev/null && ) true
+	$(BIN)/python -m training.report $(addprefix runs/ablations/,$(ABLATIONS))

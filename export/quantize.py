@@ -9,6 +9,7 @@ model 6-8x slower.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
                                       quantize_static)
 
 from export.clips import ClipSet
-from export.parity import onnx_session, run_onnx
+from export.parity import FLAT_MAP_ATOL, onnx_session, pearson, run_onnx
 from stanet.constants import OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION, OUTPUT_TEMPORAL_ATTENTION
 
 INT8_OP_TYPES = ("Conv",)
@@ -33,7 +34,7 @@ GATE_CLIPS = 256  # at most this many clips of the test split are compared
 MIN_TOP1_AGREEMENT = 0.99
 MAX_ACCURACY_DROP = 0.01  # 1 percentage point
 MAX_TEMPORAL_DRIFT = 0.1  # absolute change of any frame's temporal attention weight
-MIN_SPATIAL_CORRELATION = 0.95  # Pearson correlation of the masks, all clips and frames pooled
+MIN_SPATIAL_CORRELATION = 0.95  # Pearson correlation of the masks, all clips and frames pooled (see FLAT_MAP_ATOL)
 
 
 class _ClipReader(CalibrationDataReader):
@@ -47,28 +48,26 @@ class _ClipReader(CalibrationDataReader):
 def quantize_int8(fp32_onnx: bytes, calibration: np.ndarray, *, batch_size: int = CALIBRATION_BATCH) -> bytes:
     """FP32 ONNX bytes + calibration clips (N, T, H, W, 3) uint8 -> QDQ int8 ONNX bytes."""
     input_name = onnx.load_from_string(fp32_onnx).graph.input[0].name
+    root_logger, level = logging.getLogger(), logging.getLogger().level
     with tempfile.TemporaryDirectory(prefix="stanet-int8-") as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         source.write_bytes(fp32_onnx)
-        quantize_static(
-            str(source), str(target), _ClipReader(input_name, calibration, batch_size),
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=list(INT8_OP_TYPES),
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-        )
+        # The quantizer logs a "consider pre-processing" hint on the root logger; ORT's pre-processing
+        # (symbolic shape inference + graph optimization) grew this graph instead of simplifying it.
+        root_logger.setLevel(logging.ERROR)
+        try:
+            quantize_static(
+                str(source), str(target), _ClipReader(input_name, calibration, batch_size),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(INT8_OP_TYPES),
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+            )
+        finally:
+            root_logger.setLevel(level)
         return target.read_bytes()
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
-    a, b = a - a.mean(), b - b.mean()
-    denominator = np.sqrt((a * a).sum() * (b * b).sum())
-    if denominator < 1e-12:  # a constant map: correlated only if it did not move
-        return 1.0 if np.abs(a - b).max(initial=0.0) < 1e-6 else 0.0
-    return float((a * b).sum() / denominator)
 
 
 @dataclass
@@ -81,6 +80,7 @@ class Int8Report:
     temporal_drift_max: float
     spatial_correlation: float
     spatial_correlation_min_clip: float
+    spatial_max_abs_diff: float
     probabilities_max_abs_diff: float
     num_clips: int
     source: str
@@ -119,10 +119,12 @@ def check_int8(fp32_onnx: bytes | ort.InferenceSession, int8_onnx: bytes, clips:
         temporal_drift_max=float(np.abs(got[OUTPUT_TEMPORAL_ATTENTION] - reference[OUTPUT_TEMPORAL_ATTENTION]).max()),
         spatial_correlation=pearson(spatial_ref, spatial_got),
         spatial_correlation_min_clip=min(pearson(r, g) for r, g in zip(spatial_ref, spatial_got)),
+        spatial_max_abs_diff=float(np.abs(spatial_got - spatial_ref).max()),
         probabilities_max_abs_diff=float(np.abs(got[OUTPUT_PROBABILITIES] - reference[OUTPUT_PROBABILITIES]).max()),
         num_clips=len(clips), source=clips.source,
         thresholds={"min_top1_agreement": MIN_TOP1_AGREEMENT, "max_accuracy_drop": MAX_ACCURACY_DROP,
-                    "max_temporal_drift": MAX_TEMPORAL_DRIFT, "min_spatial_correlation": MIN_SPATIAL_CORRELATION},
+                    "max_temporal_drift": MAX_TEMPORAL_DRIFT, "min_spatial_correlation": MIN_SPATIAL_CORRELATION,
+                    "flat_map_atol": FLAT_MAP_ATOL},
     )
     if report.top1_agreement < MIN_TOP1_AGREEMENT:
         report.failures.append(f"top-1 agreement {report.top1_agreement:.2%} < {MIN_TOP1_AGREEMENT:.0%}")
@@ -130,8 +132,9 @@ def check_int8(fp32_onnx: bytes | ort.InferenceSession, int8_onnx: bytes, clips:
         report.failures.append(f"accuracy drop {drop:.2%} > {MAX_ACCURACY_DROP:.0%}")
     if not report.temporal_drift_max <= MAX_TEMPORAL_DRIFT:
         report.failures.append(f"temporal weight drift {report.temporal_drift_max:.3f} > {MAX_TEMPORAL_DRIFT}")
-    if not report.spatial_correlation >= MIN_SPATIAL_CORRELATION:
+    flat = report.spatial_max_abs_diff <= FLAT_MAP_ATOL
+    if not (report.spatial_correlation >= MIN_SPATIAL_CORRELATION or flat):
         report.failures.append(f"spatial mask correlation {report.spatial_correlation:.4f} < "
-                               f"{MIN_SPATIAL_CORRELATION}")
+                               f"{MIN_SPATIAL_CORRELATION} (max abs diff {report.spatial_max_abs_diff:.3g})")
     report.passed = not report.failures
     return report

@@ -54,3 +54,9 @@ def serving_signature(config: ModelConfig, feature_hw: tuple[int, int]) -> Servi
             TensorSpec(OUTPUT_TEMPORAL_ATTENTION, "float32", (T,)),
         ),
     )
+
+
+def profile_shapes(signature: ServingSignature, max_batch: int) -> dict[str, tuple[int, ...]]:
+    """The one optimization profile: min batch 1, opt max//2 (at least 1), max `max_batch`."""
+    dims = signature.clip.dims
+    return {"min": (1, *dims), "opt": (max(max_batch // 2, 1), *dims), "max": (max_batch, *dims)}

@@ -11,6 +11,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("data", "synth"): ("training.synth", "generate the synthetic actions benchmark"),
     ("train",): ("training.train", "train the attention recognizer"),
     ("evaluate",): ("training.evaluate", "accuracy and attention localization on a split"),
+    ("export",): ("export.cli", "export a checkpoint as a verified Triton model"),
 }
 
 

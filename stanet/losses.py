@@ -10,11 +10,16 @@ Each regularizer is a *mean*, so its weight means the same at any batch size, cl
   it independent of T (weights scale as 1/T), and there is no sqrt (the official code's sqrt has unbounded
   gradients near 0);
 - mask area (optional, not in the paper): mean of M, which keeps the mask from covering what the answer
-  does not need.
+  does not need;
+- temporal entropy (optional, not in the paper): mean over clips and steps of the entropy of w_s divided by
+  log T (0 = one frame, 1 = uniform). Without it nothing asks the weights to be peaked: when the mask alone
+  already silences the frames outside the action, the classification loss is indifferent to w, and the
+  weights stay uniform even where their ranking is right.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -44,6 +49,15 @@ def unimodality(weights: torch.Tensor) -> torch.Tensor:
     return F.relu(violation * T * T).mean()
 
 
+def temporal_entropy(weights: torch.Tensor) -> torch.Tensor:
+    """weights (B, S, T) summing to 1 over T -> scalar in [0, 1]."""
+    T = weights.shape[-1]
+    if T < 2:
+        return weights.new_zeros(())
+    entropy = -(weights * torch.log(weights.clamp_min(1e-12))).sum(dim=-1)  # (B, S)
+    return entropy.mean() / math.log(T)
+
+
 @dataclass(frozen=True)
 class LossWeights:
     """lambda of each regularizer (0 switches it off)."""
@@ -52,6 +66,7 @@ class LossWeights:
     contrast: float = 0.0
     unimodality: float = 0.0
     mask_area: float = 0.0
+    temporal_entropy: float = 0.0
 
 
 def attention_loss(
@@ -61,14 +76,16 @@ def attention_loss(
     temporal_attention_steps: torch.Tensor,
     weights: LossWeights,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Total loss and its detached terms {ce, tv, contrast, unimodality, mask_area}."""
+    """Total loss and its detached terms {ce, tv, contrast, unimodality, mask_area, temporal_entropy}."""
     terms = {
         "ce": F.cross_entropy(logits.float(), labels),
         "tv": total_variation(spatial_attention.float()),
         "contrast": contrast(spatial_attention.float()),
         "unimodality": unimodality(temporal_attention_steps.float()),
         "mask_area": spatial_attention.float().mean(),
+        "temporal_entropy": temporal_entropy(temporal_attention_steps.float()),
     }
     total = (terms["ce"] + weights.total_variation * terms["tv"] + weights.contrast * terms["contrast"]
-             + weights.unimodality * terms["unimodality"] + weights.mask_area * terms["mask_area"])
+             + weights.unimodality * terms["unimodality"] + weights.mask_area * terms["mask_area"]
+             + weights.temporal_entropy * terms["temporal_entropy"])
     return total, {name: value.detach() for name, value in terms.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stanet.losses import LossWeights, attention_loss, contrast, total_variation, unimodality
+from stanet.losses import LossWeights, attention_loss, contrast, temporal_entropy, total_variation, unimodality
 
 
 def test_total_variation_hand_computed():
@@ -29,6 +29,13 @@ def test_unimodality_hand_computed():
     assert unimodality(torch.tensor([[[0.5, 0.5]]])).item() == 0.0  # fewer than 3 frames
 
 
+def test_temporal_entropy_hand_computed():
+    assert temporal_entropy(torch.full((2, 3, 8), 1 / 8)).item() == pytest.approx(1.0)
+    assert temporal_entropy(torch.tensor([[[1.0, 0.0, 0.0, 0.0]]])).item() == pytest.approx(0.0, abs=1e-6)
+    # two equal peaks out of 4: log 2 / log 4
+    assert temporal_entropy(torch.tensor([[[0.5, 0.5, 0.0, 0.0]]])).item() == pytest.approx(0.5, abs=1e-6)
+
+
 def test_terms_do_not_depend_on_batch_size_or_clip_length():
     torch.manual_seed(0)
     mask = torch.rand(1, 4, 7, 7)
@@ -50,7 +57,7 @@ def test_weights_switch_terms_and_gradients_flow():
     labels = torch.tensor([0, 1, 2])
     ce_only, terms = attention_loss(logits, labels, mask, steps, LossWeights())
     assert ce_only.item() == pytest.approx(terms["ce"].item())
-    full, _ = attention_loss(logits, labels, mask, steps, LossWeights(1.0, 1.0, 1.0, 1.0))
+    full, _ = attention_loss(logits, labels, mask, steps, LossWeights(1.0, 1.0, 1.0, 1.0, 1.0))
     full.backward()
     assert mask.grad is not None and mask.grad.abs().sum() > 0
-    assert set(terms) == {"ce", "tv", "contrast", "unimodality", "mask_area"}
+    assert set(terms) == {"ce", "tv", "contrast", "unimodality", "mask_area", "temporal_entropy"}

@@ -199,3 +199,13 @@ def test_refuses_to_overwrite_unless_asked(tmp_path: Path, capsys: pytest.Captur
     assert (config["difficulty"], config["num_distractors"], config["clutter"]) == ("hard", 1, 24)
     assert len(load_dataset(out).records) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"], "staging or old directories left behind"
+
+
+def test_overwrite_never_deletes_a_directory_it_did_not_write(tmp_path: Path) -> None:
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    with pytest.raises(FileExistsError, match=r"is not a synthetic dataset .*only replaces directories written by"):
+        generate_dataset(precious, SynthConfig(train=1, val=0, test=0, num_frames=8), progress=False,
+                         overwrite=True)
+    assert (precious / "thesis.tex").read_text() == "years of work"

@@ -72,13 +72,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "hidden_channels": 32, "attention_dim": 32, "channel_dropout": 0.1},
         "train": {"epochs": 60, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "max_minutes": 19.0,
                   "lr_patience": 4, "regularizer_warmup_epochs": 8,
-                  "loss": {"total_variation": 0.1, "contrast": 0.1, "unimodality": 0.1, "mask_area": 0.1}},
+                  "loss": {"total_variation": 0.05, "contrast": 0.3, "unimodality": 0.1, "mask_area": 0.05,
+                           "temporal_entropy": 0.2}},
     },
     "demo": {
         "model": {"clip_length": 16, "height": 32, "width": 32, "backbone": "compact", "backbone_width": 16,
                   "hidden_channels": 32, "attention_dim": 32, "channel_dropout": 0.1},
-        "train": {"epochs": 8, "batch_size": 16, "lr": 2e-3, "max_minutes": 4.0, "regularizer_warmup_epochs": 2,
-                  "loss": {"total_variation": 0.1, "contrast": 0.1, "unimodality": 0.1, "mask_area": 0.2}},
+        "train": {"epochs": 20, "batch_size": 32, "lr": 2e-3, "max_minutes": 5.0, "regularizer_warmup_epochs": 5,
+                  "loss": {"total_variation": 0.1, "contrast": 0.1, "unimodality": 0.1, "mask_area": 0.1,
+                           "temporal_entropy": 0.2}},
     },
     "paper": {
         "model": {"clip_length": 16, "height": 224, "width": 224, "backbone": "resnet50", "freeze_backbone": True,

@@ -93,8 +93,15 @@ def collect(model: AttentionRecognizer, dataset: ClipDataset, device: torch.devi
     return {k: np.concatenate(v) if v else None for k, v in out.items()}
 
 
-def _boxes_per_clip(boxes: np.ndarray) -> list[list[tuple[float, ...] | None]]:
-    return [[None if np.isnan(b).any() else tuple(float(v) for v in b) for b in clip] for clip in boxes]
+def _boxes_per_clip(boxes: np.ndarray, inside: np.ndarray | None = None) -> list[list[tuple[float, ...] | None]]:
+    """Per clip, the T boxes (None where absent). With `inside`, a clip that has an interval keeps only the
+    boxes of frames inside it: spatial localization is scored where the action happens, as the paper's
+    UCF101-24 protocol does (its boxes exist only on the action tube)."""
+    out = []
+    for i, clip in enumerate(boxes):
+        keep = inside[i] if inside is not None and inside[i].any() else np.ones(len(clip), dtype=bool)
+        out.append([None if not k or np.isnan(b).any() else tuple(float(v) for v in b) for b, k in zip(clip, keep)])
+    return out
 
 
 def evaluate(checkpoint: str | Path, data_dir: str | Path, *, split: str = "test", device: str = "auto",
@@ -129,7 +136,7 @@ def evaluate(checkpoint: str | Path, data_dir: str | Path, *, split: str = "test
     labels = res["labels"]
     classification = metrics.classification_metrics(res["probabilities"], labels, ckpt.class_names)
     correct = list(res["probabilities"].argmax(axis=1) == labels)
-    boxes = _boxes_per_clip(res["boxes"])
+    boxes = _boxes_per_clip(res["boxes"], res["inside"])
     frame_hw = (config.height, config.width)
     temporal = list(res["temporal"])
     inside = list(res["inside"])

@@ -13,7 +13,7 @@ from stanet.model.convlstm import ConvLSTMCell
 class RecurrentTemporalAttention(nn.Module):
     """At each ConvLSTM step s = 1..T the input is an attention-weighted sum of all masked frames:
 
-        e[s, t] = v . tanh(Wx GAP(X~_t) + Wh GAP(H_{s-1}) + b)      (B, T) per step
+        e[s, t] = v . tanh(Wx BN(GAP(X~_t)) + Wh GAP(H_{s-1}) + b)  (B, T) per step
         w_s     = softmax_t(e[s, :])
         Y_s     = sum_t w[s, t] X~_t                                (B, C, h, w)
         H_s, C_s = ConvLSTMCell(Y_s, H_{s-1}, C_{s-1})
@@ -31,6 +31,9 @@ class RecurrentTemporalAttention(nn.Module):
         self.init_cell = nn.Sequential(conv_bn_relu(in_channels, hidden_channels),
                                        nn.Conv2d(hidden_channels, hidden_channels, 3, padding=1))
         if attend:
+            # GAP of a masked frame is tiny where the mask keeps only a small actor: without normalization
+            # the score MLP sees differences of ~1e-2 between frames and the weights stay uniform.
+            self.frame_norm = nn.BatchNorm1d(in_channels)
             self.score_frame = nn.Linear(in_channels, attention_dim)  # Wx and b
             self.score_hidden = nn.Linear(hidden_channels, attention_dim, bias=False)  # Wh
             self.score_out = nn.Linear(attention_dim, 1, bias=False)  # v
@@ -42,7 +45,8 @@ class RecurrentTemporalAttention(nn.Module):
         mean_frame = x.mean(dim=1)  # (B, C, h, w)
         hidden, cell = self.init_hidden(mean_frame), self.init_cell(mean_frame)  # (B, Ch, h, w) each
         if self.attend:
-            frame_scores = self.score_frame(x.mean(dim=(3, 4)))  # (B, T, A)
+            descriptors = self.frame_norm(x.mean(dim=(3, 4)).reshape(B * T, C))  # (B*T, C), per-channel unit scale
+            frame_scores = self.score_frame(descriptors.reshape(B, T, C))  # (B, T, A)
         else:
             uniform = x.new_full((B, T), 1.0 / T)
         pooled, weights = [], []

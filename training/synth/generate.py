@@ -97,8 +97,13 @@ def generate_dataset(
 def _check_target(out_dir: Path, overwrite: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir} exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
+        if not (out_dir / SYNTH_CONFIG_FILE).is_file():
+            # --overwrite deletes the directory: only ever one this generator wrote.
+            raise FileExistsError(f"{out_dir} is not a synthetic dataset (no {SYNTH_CONFIG_FILE}); "
+                                  f"--overwrite only replaces directories written by `stanet data synth`")
 
 
 def _move_into_place(staging: Path, out_dir: Path, overwrite: bool) -> None:

@@ -1,0 +1,233 @@
+"""The export chain behind `stanet export`: checkpoint -> ONNX -> gates -> (int8 / TensorRT) -> Triton model
+directory. Every gate runs before anything is written; a failed gate raises GateError with its numbers."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from export.clips import ClipSet, dataset_clips, random_clips
+from export.errors import ExportError, GateError
+from export.onnx_graph import ExportedGraph, ServingModule, export_onnx, serving_module
+from export.parity import ParityReport, check_parity, onnx_session, run_onnx
+from export.quantize import CALIBRATION_CLIPS, GATE_CLIPS, check_int8, quantize_int8
+from export.repository import ModelFiles, plan_write, write_model
+from export.signature import ServingSignature
+from export.tensorrt import build_engine, check_engine, require_tensorrt, static_check
+from export.triton_config import (DEFAULT_INSTANCE_KIND, MODEL_FILES, SUPPORTED_PRECISIONS, ServingOptions,
+                                  check_options, render_config, render_labels)
+from stanet.checkpoint import Checkpoint, load_checkpoint
+
+PARITY_DATA_CLIPS = 32  # real clips from --data compared at each batch size (evenly spread over the split)
+PYTHON_BACKEND_DIR = Path(__file__).with_name("python_backend")
+PYTHON_BACKEND_FILES = ("model.py", "stanet_backend.py")
+DEFAULT_TIMING_CACHE = Path.home() / ".cache" / "stanet" / "tensorrt_timing.cache"
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    checkpoint: Path
+    repository: Path
+    target: str
+    name: str = "stanet"
+    version: int = 1
+    max_batch_size: int = 8
+    precision: str | None = None  # None: the target's default (see SUPPORTED_PRECISIONS)
+    instance_kind: str | None = None  # None: cpu for onnxruntime/python, gpu for tensorrt
+    calibration: Path | None = None
+    data: Path | None = None
+    timing_cache: Path = DEFAULT_TIMING_CACHE
+
+
+def serving_options(request: ExportRequest) -> ServingOptions:
+    kind = request.instance_kind or DEFAULT_INSTANCE_KIND.get(request.target, "cpu")
+    precision = request.precision or (SUPPORTED_PRECISIONS.get((request.target, kind)) or ("fp32",))[0]
+    options = ServingOptions(name=request.name, target=request.target, instance_kind=kind,
+                             max_batch_size=request.max_batch_size, precision=precision)
+    check_options(options)
+    if precision == "int8" and request.calibration is None:
+        raise ExportError("--precision int8 needs --calibration DATA_DIR: a dataset in the stanet format whose "
+                          "train (or val) split provides the calibration clips")
+    if precision != "int8" and request.calibration is not None:
+        raise ExportError("--calibration is only used with --precision int8")
+    if request.calibration is not None and not Path(request.calibration).is_dir():
+        raise ExportError(f"calibration set {request.calibration} is not a directory; expected a dataset in the "
+                          f"stanet format (classes.txt + annotations.jsonl)")
+    return options
+
+
+def _batch_sizes(max_batch: int) -> tuple[int, ...]:
+    return (1,) if max_batch == 1 else (1, max_batch)
+
+
+def _subset(clips: ClipSet, limit: int) -> ClipSet:
+    if len(clips) <= limit:
+        return clips
+    picks = np.unique(np.linspace(0, len(clips) - 1, limit).round().astype(int))
+    return ClipSet(clips.clips[picks], clips.labels[picks], clips.source, clips.skipped)
+
+
+def _version_files(options: ServingOptions, served_onnx: bytes, plan: bytes | None) -> dict[str, bytes]:
+    if options.target == "tensorrt":
+        return {MODEL_FILES["tensorrt"]: plan}
+    files = {MODEL_FILES["onnxruntime"]: served_onnx}
+    if options.target == "python":
+        files.update({name: (PYTHON_BACKEND_DIR / name).read_bytes() for name in PYTHON_BACKEND_FILES})
+    return files
+
+
+def _signature_dict(signature: ServingSignature) -> dict[str, Any]:
+    def spec(s):
+        return {"name": s.name, "dtype": s.dtype, "dims": ["batch", *s.dims]}
+
+    return {"inputs": [spec(s) for s in signature.inputs], "outputs": [spec(s) for s in signature.outputs]}
+
+
+def _fp32_gate(module: ServingModule, graph: ExportedGraph, clip_sets: list[ClipSet], max_batch: int,
+               session: ort.InferenceSession) -> dict[str, ParityReport]:
+    return {s.source: check_parity(module, graph.onnx_bytes, s.clips, batch_sizes=_batch_sizes(max_batch),
+                                   session=session) for s in clip_sets}
+
+
+def _int8_stage(request: ExportRequest, checkpoint: Checkpoint, graph: ExportedGraph,
+                fp32_session: ort.InferenceSession, data_clips: ClipSet | None, times: dict[str, float],
+                log: Callable[[str], None], report: dict[str, Any]) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
+    """Calibrate on the train (or val) split, quantize, gate on --data's test split (else the calibration
+    set's). Returns (int8 bytes, calibration info, gate report)."""
+    config, classes = checkpoint.model_config, checkpoint.class_names
+    tick = time.perf_counter()
+    calibration = dataset_clips(request.calibration, ("train", "val"), config, classes, limit=CALIBRATION_CLIPS)
+    gate_clips = data_clips if data_clips is not None else dataset_clips(request.calibration, ("test",), config,
+                                                                         classes, limit=GATE_CLIPS)
+    times["read_clips"] = times.get("read_clips", 0.0) + time.perf_counter() - tick
+    tick = time.perf_counter()
+    int8_onnx = quantize_int8(graph.onnx_bytes, calibration.clips)
+    times["quantize"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    gate = check_int8(fp32_session, int8_onnx, gate_clips)
+    times["int8_gate"] = time.perf_counter() - tick
+    log(f"int8 ({len(calibration)} calibration clips, {calibration.source}): {gate.summary()}")
+    if not gate.passed:
+        report["int8"] = gate.to_dict()
+        raise GateError("int8 gate failed, nothing was written: " + "; ".join(gate.failures)
+                        + f" [{gate.summary()}]", report)
+    calibration_info = {"source": calibration.source, "num_clips": len(calibration),
+                        "skipped_videos": calibration.skipped}
+    return int8_onnx, calibration_info, gate.to_dict()
+
+
+def _tensorrt_stage(request: ExportRequest, options: ServingOptions, graph: ExportedGraph,
+                    signature: ServingSignature, fp32_session: ort.InferenceSession, clip_sets: list[ClipSet],
+                    times: dict[str, float], report: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """Build the engine on this GPU and gate it against onnxruntime FP32 on the parity clips."""
+    tick = time.perf_counter()
+    plan = build_engine(graph.onnx_bytes, signature, max_batch=request.max_batch_size,
+                        timing_cache=request.timing_cache, fp16=options.precision == "fp16")
+    times["tensorrt_build"] = time.perf_counter() - tick
+    clips = np.concatenate([s.clips for s in clip_sets])
+    reference = run_onnx(fp32_session, clips, request.max_batch_size)
+    gate = check_engine(plan, signature, reference, clips, batch_sizes=_batch_sizes(request.max_batch_size))
+    gate["plan_size_bytes"] = len(plan)
+    if not gate["passed"]:
+        report["tensorrt"] = gate
+        raise GateError("TensorRT engine gate failed, nothing was written: " + "; ".join(gate["failures"]), report)
+    return plan, gate
+
+
+def export_model(request: ExportRequest, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the whole export; returns the report that was written to export_report.json."""
+    start = time.perf_counter()
+    times: dict[str, float] = {}
+    options = serving_options(request)
+    if options.target == "tensorrt":
+        require_tensorrt()  # before any work: a CPU machine learns at once what to do instead
+    checkpoint: Checkpoint = load_checkpoint(request.checkpoint)
+    model = checkpoint.build_model().eval()
+    config = checkpoint.model_config
+    module, signature = serving_module(model)
+    config_text, labels = render_config(signature, options), render_labels(checkpoint.class_names)
+    plan_write(request.repository, options.name, request.version, config_text, labels)
+
+    graph = export_onnx(model)
+    times["onnx_export"] = graph.export_seconds
+    log(f"ONNX: opset {graph.report['opset']}, {graph.report['node_count']} nodes, "
+        f"{graph.report['size_bytes'] / 1e6:.2f} MB, exported in {graph.export_seconds:.2f} s")
+    trt_static = static_check(graph.onnx_bytes)
+    if options.target == "tensorrt" and not trt_static.passed:
+        raise ExportError("the graph cannot be built by TensorRT: " + "; ".join(trt_static.problems))
+    notes = []
+    if options.instance_kind == "gpu" and options.target == "onnxruntime":
+        notes.append(f"the {options.precision.upper()} TensorRT accelerator runs inside Triton on the GPU and is "
+                     f"not verified by this export; the gates verified the FP32 graph it is built from")
+        if not trt_static.passed:
+            notes.append("TensorRT will not take the whole graph (" + "; ".join(trt_static.problems)
+                         + "); onnxruntime runs the rest with its CUDA provider")
+    for note in notes:
+        log(f"note: {note}")
+
+    # FP32 parity: random clips always, real clips from --data when given.
+    clip_sets = [random_clips(request.max_batch_size, config)]
+    data_clips = None
+    if request.data is not None:
+        tick = time.perf_counter()
+        limit = GATE_CLIPS if options.precision == "int8" else PARITY_DATA_CLIPS
+        data_clips = dataset_clips(request.data, ("test",), config, checkpoint.class_names, limit=limit)
+        clip_sets.append(_subset(data_clips, PARITY_DATA_CLIPS))
+        times["read_clips"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    fp32_session = onnx_session(graph.onnx_bytes)
+    parity = _fp32_gate(module, graph, clip_sets, request.max_batch_size, fp32_session)
+    times["parity"] = time.perf_counter() - tick
+    for source, result in parity.items():
+        log(f"parity ({source}): {result.summary()}")
+    report: dict[str, Any] = {"parity": {source: r.to_dict() for source, r in parity.items()}}
+    failed = [f"{source}: {'; '.join(r.failures)} [{r.summary()}]" for source, r in parity.items() if not r.passed]
+    if failed:
+        raise GateError("FP32 parity gate failed, nothing was written: " + " | ".join(failed), report)
+
+    served_onnx, calibration_info, int8_report = graph.onnx_bytes, None, None
+    if options.precision == "int8":
+        served_onnx, calibration_info, int8_report = _int8_stage(request, checkpoint, graph, fp32_session,
+                                                                 data_clips, times, log, report)
+    plan, trt_report = None, None
+    if options.target == "tensorrt":
+        plan, trt_report = _tensorrt_stage(request, options, graph, signature, fp32_session, clip_sets, times, report)
+
+    version_files = _version_files(options, served_onnx, plan)
+    times["total"] = time.perf_counter() - start
+    report = {
+        "model": {"name": options.name, "version": request.version, "target": options.target,
+                  "precision": options.precision, "instance_kind": options.instance_kind,
+                  "max_batch_size": options.max_batch_size,
+                  "files": {f"{request.version}/{name}": len(data) for name, data in version_files.items()}},
+        "checkpoint": {"path": str(Path(request.checkpoint).resolve()), "model_config": config.to_dict(),
+                       "class_names": list(checkpoint.class_names)},
+        "signature": _signature_dict(signature),
+        "onnx": {**graph.report, "fp32_size_bytes": len(graph.onnx_bytes),
+                 **({"int8_size_bytes": len(served_onnx)} if options.precision == "int8" else {})},
+        "parity": report["parity"],
+        "calibration": calibration_info,
+        "int8": int8_report,
+        "tensorrt_static_check": trt_static.to_dict(),
+        "tensorrt": trt_report,
+        "notes": notes,
+        "times_seconds": {k: round(v, 3) for k, v in times.items()},
+        "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__},
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    files = ModelFiles(config=config_text, labels=labels, report=json.dumps(report, indent=2) + "\n",
+                       version_files=version_files)
+    written = write_model(request.repository, options.name, request.version, files)
+    sizes = ", ".join(f"{name} {size / 1e6:.2f} MB" for name, size in report["model"]["files"].items())
+    log(f"wrote {written.version_dir} ({sizes}) in {times['total']:.1f} s"
+        + ("" if written.new_model else f" (new version of {written.model_dir})"))
+    return report

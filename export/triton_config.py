@@ -1,0 +1,167 @@
+"""config.pbtxt for each target, generated from the serving signature (stanet.constants + the checkpoint's
+ModelConfig): tensor names, types and dims are never typed twice. Facts behind each field: docs/serving.md §1.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from export.errors import ExportError
+from export.python_backend.stanet_backend import INTER_OP_PARAMETER, INTRA_OP_PARAMETER
+from export.signature import ServingSignature, TensorSpec, profile_shapes
+from stanet.constants import LABELS_FILE, OUTPUT_PROBABILITIES
+
+TARGETS = ("onnxruntime", "tensorrt", "python")
+PRECISIONS = ("fp32", "fp16", "int8")
+INSTANCE_KINDS = ("cpu", "gpu")
+# The file Triton loads from the version folder, per target.
+MODEL_FILES = {"onnxruntime": "model.onnx", "tensorrt": "model.plan", "python": "model.py"}
+TRITON_TYPES = {"uint8": "TYPE_UINT8", "float32": "TYPE_FP32"}
+# What each (target, instance kind) can serve with a verification gate behind it; the first is the default.
+SUPPORTED_PRECISIONS = {
+    ("onnxruntime", "cpu"): ("fp32", "int8"),
+    ("onnxruntime", "gpu"): ("fp16", "fp32"),  # precision_mode of Triton's TensorRT accelerator
+    ("python", "cpu"): ("fp32", "int8"),
+    ("python", "gpu"): (),
+    ("tensorrt", "gpu"): ("fp16", "fp32"),
+    ("tensorrt", "cpu"): (),
+}
+DEFAULT_INSTANCE_KIND = {"onnxruntime": "cpu", "python": "cpu", "tensorrt": "gpu"}
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+
+# Shed load instead of queueing without bound: a full queue rejects at once, and a request waiting longer
+# than the timeout is rejected rather than answered late.
+QUEUE_SIZE_PER_BATCH = 4  # max_queue_size = 4 x max_batch_size
+QUEUE_TIMEOUT_MICROSECONDS = 5_000_000
+# A lone request does not wait for company: on this model a 2 ms delay cost 2 ms at batch 1 and bought
+# little throughput (docs/perf-feasibility.md §5).
+MAX_QUEUE_DELAY_MICROSECONDS = 0
+WARMUP_NAME = "zero_clip"
+# Where Triton's onnxruntime backend keeps the engines its TensorRT accelerator builds (inside the server's
+# container), so a restart or a second instance does not rebuild them.
+TRT_ENGINE_CACHE_ROOT = "/tmp/triton_trt_cache"
+DEFAULT_WORKSPACE_BYTES = 1 << 30  # TensorRT builder workspace, for the engine builder and the accelerator
+# Threads for the python backend's onnxruntime session: "0" = the CPU cores the Triton process may use,
+# resolved when the model loads (the export machine's core count says nothing about the server's).
+DEFAULT_INTRA_OP_THREADS = "0"
+DEFAULT_INTER_OP_THREADS = "1"
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    name: str
+    target: str  # one of TARGETS
+    instance_kind: str  # "cpu" or "gpu"
+    max_batch_size: int
+    precision: str  # one of PRECISIONS
+
+
+def check_options(options: ServingOptions) -> None:
+    """Raise ExportError for a target / instance kind / precision combination this exporter cannot verify."""
+    problems = []
+    if options.target not in TARGETS:
+        problems.append(f"--target must be one of {TARGETS}, got {options.target!r}")
+    if options.instance_kind not in INSTANCE_KINDS:
+        problems.append(f"--instance-kind must be one of {INSTANCE_KINDS}, got {options.instance_kind!r}")
+    if options.precision not in PRECISIONS:
+        problems.append(f"--precision must be one of {PRECISIONS}, got {options.precision!r}")
+    if not NAME_PATTERN.fullmatch(options.name):
+        problems.append(f"--name must be letters, digits, '_', '-' or '.', not starting with '.', got {options.name!r}")
+    if options.max_batch_size < 1:
+        problems.append(f"--max-batch-size must be >= 1, got {options.max_batch_size}")
+    if problems:
+        raise ExportError("; ".join(problems))
+    supported = SUPPORTED_PRECISIONS[(options.target, options.instance_kind)]
+    if not supported:
+        hint = ("the TensorRT plan runs on a GPU only" if options.target == "tensorrt" else
+                "the python backend runs onnxruntime on CPU; for a GPU use --target onnxruntime --instance-kind gpu")
+        raise ExportError(f"--target {options.target} with --instance-kind {options.instance_kind} is not "
+                          f"supported: {hint}")
+    if options.precision not in supported:
+        raise ExportError(f"--precision {options.precision} is not supported for --target {options.target} "
+                          f"--instance-kind {options.instance_kind}; choose one of {supported} (int8 is "
+                          f"verified for CPU serving only, fp16 for GPU only)")
+
+
+def _dims(dims: tuple[int, ...]) -> str:
+    return f"[ {', '.join(str(d) for d in dims)} ]"
+
+
+def _tensor(spec: TensorSpec, *extra: str) -> str:
+    lines = [f'    name: "{spec.name}"', f"    data_type: {TRITON_TYPES[spec.dtype]}", f"    dims: {_dims(spec.dims)}",
+             *(f"    {line}" for line in extra)]
+    return "  {\n" + "\n".join(lines) + "\n  }"
+
+
+def _accelerator_parameter(key: str, value: str) -> str:
+    return f'{{ key: "{key}" value: "{value}" }}'
+
+
+def _model_parameter(key: str, value: str) -> str:
+    return f'{{ key: "{key}" value: {{ string_value: "{value}" }} }}'
+
+
+def _gpu_accelerator(signature: ServingSignature, options: ServingOptions) -> str:
+    clip = signature.clip.name
+    profile = profile_shapes(signature, options.max_batch_size)
+    shapes = {k: f"{clip}:{'x'.join(map(str, v))}" for k, v in profile.items()}
+    parameters = [
+        ("precision_mode", options.precision.upper()),
+        ("max_workspace_size_bytes", str(DEFAULT_WORKSPACE_BYTES)),
+        ("trt_engine_cache_enable", "true"),
+        ("trt_engine_cache_path", f"{TRT_ENGINE_CACHE_ROOT}/{options.name}"),
+        ("trt_profile_min_shapes", shapes["min"]),
+        ("trt_profile_opt_shapes", shapes["opt"]),
+        ("trt_profile_max_shapes", shapes["max"]),
+    ]
+    body = "\n".join(f"        parameters {_accelerator_parameter(k, v)}" for k, v in parameters)
+    return ("optimization {\n  execution_accelerators {\n    gpu_execution_accelerator [\n      {\n"
+            f'        name: "tensorrt"\n{body}\n      }}\n    ]\n  }}\n}}')
+
+
+def render_config(signature: ServingSignature, options: ServingOptions) -> str:
+    """The text of config.pbtxt. It depends only on the signature and the serving options (not on the
+    checkpoint's weights), so a new version of the same model gets the same text."""
+    if options.target == "onnxruntime":
+        platform = 'platform: "onnxruntime_onnx"'
+    elif options.target == "tensorrt":
+        platform = 'platform: "tensorrt_plan"'
+    else:
+        platform = 'backend: "python"'
+    outputs = [_tensor(spec, *((f'label_filename: "{LABELS_FILE}"',) if spec.name == OUTPUT_PROBABILITIES else ()))
+               for spec in signature.outputs]
+    clip = signature.clip
+    sections = [
+        "# Written by `stanet export`: tensor names, types and dims come from stanet.constants and the model's\n"
+        "# ModelConfig. Every version folder of this model must serve this exact signature.",
+        f'name: "{options.name}"\n{platform}\nmax_batch_size: {options.max_batch_size}',
+        "input [\n" + ",\n".join(_tensor(spec) for spec in signature.inputs) + "\n]",
+        "output [\n" + ",\n".join(outputs) + "\n]",
+        "dynamic_batching {\n"
+        f"  max_queue_delay_microseconds: {MAX_QUEUE_DELAY_MICROSECONDS}\n"
+        "  default_queue_policy {\n"
+        f"    max_queue_size: {QUEUE_SIZE_PER_BATCH * options.max_batch_size}\n"
+        f"    default_timeout_microseconds: {QUEUE_TIMEOUT_MICROSECONDS}\n"
+        "    timeout_action: REJECT\n"
+        "  }\n}",
+        f"instance_group [\n  {{ kind: KIND_{options.instance_kind.upper()} count: 1 }}\n]",
+        # Not READY until one real-shaped clip has run: the first client request does not pay for lazy
+        # initialization (or, on GPU, for the engine build).
+        "model_warmup [\n  {\n"
+        f'    name: "{WARMUP_NAME}"\n    batch_size: 1\n'
+        f'    inputs {{\n      key: "{clip.name}"\n      value {{\n'
+        f"        data_type: {TRITON_TYPES[clip.dtype]}\n        dims: {_dims(clip.dims)}\n        zero_data: true\n"
+        "      }\n    }\n  }\n]",
+    ]
+    if options.target == "onnxruntime" and options.instance_kind == "gpu":
+        sections.append(_gpu_accelerator(signature, options))
+    if options.target == "python":
+        threads = ((INTRA_OP_PARAMETER, DEFAULT_INTRA_OP_THREADS), (INTER_OP_PARAMETER, DEFAULT_INTER_OP_THREADS))
+        sections.append("parameters [\n" + ",\n".join(f"  {_model_parameter(k, v)}" for k, v in threads) + "\n]")
+    return "\n\n".join(sections) + "\n"
+
+
+def render_labels(class_names: tuple[str, ...]) -> str:
+    """labels.txt for the classification extension: one class name per line, in label-index order."""
+    return "".join(f"{name}\n" for name in class_names)
