@@ -104,6 +104,12 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse_value(text: str) -> Any:
+    """A `--set` value: int, then float (YAML 1.1 would read 3e-3 as a string), then YAML (true, null, lists)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import shutil
 from dataclasses import fields
 from pathlib import Path
@@ -153,16 +154,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     given = {f.name: getattr(args, f.name) for f in fields(SynthConfig) if getattr(args, f.name) is not None}
     try:
         config = SynthConfig(**given)
     except ValueError as exc:
-        raise SystemExit(f"error: {exc}") from None
+        print(f"stanet data synth: error: {exc}", file=sys.stderr)
+        return 2
     try:
         out_dir = generate_dataset(args.out, config, progress=not args.quiet, overwrite=args.overwrite)
     except FileExistsError as exc:
-        raise SystemExit(f"error: {exc}") from None
+        print(f"stanet data synth: error: {exc}", file=sys.stderr)
+        return 2
     total = sum(config.clips_per_split.values())
     print(f"wrote {total} clips ({len(CLASS_NAMES)} classes, difficulty {config.difficulty}) to {out_dir}")
+    return 0
