@@ -19,12 +19,14 @@ def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Seq
 
 
 class CompactTrunk(nn.Module):
-    """Five 3x3 conv-BN-ReLU layers and two 2x2 max-pools: output stride 4, 2*width channels, small enough
+    """Three 3x3 conv-BN-ReLU layers and two 2x2 max-pools: output stride 4, 2*width channels, small enough
     to train end to end on 2 CPU cores (32x32 frames -> 8x8 maps).
 
     Stride-1 convs with symmetric padding and 2x2 pooling keep feature cell i centred on pixel 4i + 2 (in
-    continuous coordinates), exactly where bilinear upsampling of the mask puts it; stride-2 3x3 convs
-    would centre it 1.5 pixels up-left, biasing the localization metrics."""
+    continuous coordinates), exactly where bilinear upsampling of the mask puts it; stride-2 3x3 convs would
+    centre it 1.5 pixels up-left. The receptive field is kept to 18 pixels: with a field as wide as the
+    frame, a cell next to the actor encodes it as well as the actor's own cell, and the mask drifted a cell
+    off the actor."""
 
     def __init__(self, width: int):
         super().__init__()
@@ -32,10 +34,8 @@ class CompactTrunk(nn.Module):
         self.layers = nn.Sequential(
             conv_bn_relu(3, width),
             nn.MaxPool2d(2),
-            conv_bn_relu(width, width),
             conv_bn_relu(width, 2 * width),
             nn.MaxPool2d(2),
-            conv_bn_relu(2 * width, 2 * width),
             conv_bn_relu(2 * width, 2 * width),
         )
 

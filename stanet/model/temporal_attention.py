@@ -37,6 +37,9 @@ class RecurrentTemporalAttention(nn.Module):
             self.score_frame = nn.Linear(in_channels, attention_dim)  # Wx and b
             self.score_hidden = nn.Linear(hidden_channels, attention_dim, bias=False)  # Wh
             self.score_out = nn.Linear(attention_dim, 1, bias=False)  # v
+            # Start with scores of a few units, not ~0.1: a symmetric prior such as the entropy term has no
+            # gradient at exactly uniform weights, so near-uniform starting weights stay uniform.
+            nn.init.normal_(self.score_out.weight, std=0.5)
         self.cell = ConvLSTMCell(in_channels, hidden_channels)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
