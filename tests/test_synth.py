@@ -137,7 +137,9 @@ def test_one_frame_does_not_reveal_the_class() -> None:
         clips = [_render(class_name, seed=7, index=i, config=config) for i in range(40)]
         centres[class_name] = np.concatenate([_centres(clip.boxes) for clip in clips])  # (40 N, 2)
         if class_name == "walk_horizontal":
-            rightwards = [clip.boxes[clip.interval[1], 0] > clip.boxes[clip.interval[0], 0] for clip in clips]
+            # walks go there and back: the direction is that of the first half
+            rightwards = [clip.boxes[(clip.interval[0] + clip.interval[1]) // 2, 0] > clip.boxes[clip.interval[0], 0]
+                          for clip in clips]
     overall = np.concatenate(list(centres.values())).mean(axis=0)
     for class_name, values in centres.items():
         offset = np.abs(values.mean(axis=0) - overall).max()
@@ -210,3 +212,14 @@ def test_overwrite_never_deletes_a_directory_it_did_not_write(tmp_path: Path) ->
         generate_dataset(precious, SynthConfig(train=1, val=0, test=0, num_frames=8), progress=False,
                          overwrite=True)
     assert (precious / "thesis.tex").read_text() == "years of work"
+
+
+@pytest.mark.parametrize("class_name", EXPECTED_CLASSES)
+def test_every_action_ends_where_it_started(class_name: str) -> None:
+    """The idle frames (before and after) must not reveal the class: they all hang around one point."""
+    config = SynthConfig(idle_wander=0.0, noise=0.0)
+    for index in range(4):
+        clip = _render(class_name, index=index, config=config)
+        centres = _centres(clip.boxes)
+        first, last = clip.interval
+        assert np.abs(centres[first] - centres[last]).max() <= 3.0, (class_name, centres[first], centres[last])

@@ -95,6 +95,7 @@ SHAPES: dict[str, ShapeFn] = {
     "corner": corner,
 }
 CLASS_NAMES: tuple[str, ...] = tuple(SHAPES)
+CLOSED_SHAPES = frozenset({"circle", "hop", "shuffle"})  # start and end at the same point
 
 
 def place_path(
@@ -181,7 +182,11 @@ def actor_track(
     first = int(rng.integers(0, num_frames - length + 1))
     last = first + length - 1
 
-    path = place_path(class_name, length, rng, frame_size, half_size + IDLE_MARGIN)  # (length, 2)
+    # Every action ends where it started (open shapes are walked there and back), so the idle frames, which
+    # stand or walk around that one point, say nothing about the class: with open paths the two idle
+    # anchors were the path's two ends, and a model learned to classify from the idle frames alone.
+    cycles = 1.0 if class_name in CLOSED_SHAPES else 2.0
+    path = place_path(class_name, length, rng, frame_size, half_size + IDLE_MARGIN, cycles=cycles)  # (length, 2)
     # reversed: the walk-in and the fidgeting end at the start point
     before = idle_walk(path[0], first, rng, frame_size, half_size, wander)[::-1] + idle_offsets(first, rng)[::-1]
     after = (idle_walk(path[-1], num_frames - 1 - last, rng, frame_size, half_size, wander)
