@@ -22,8 +22,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def motion_dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("motion") / "data"
+    # The easy difficulty (no distractors, no idle walks): the same motion-defined classes, learnable by the
+    # clip model within a test's budget.
     synth_main(["--out", str(out), "--train", "480", "--val", "64", "--test", "160", "--frame-size", "32",
-                "--num-frames", "24", "--seed", "11", "--quiet"])
+                "--num-frames", "24", "--seed", "11", "--difficulty", "easy", "--quiet"])
     return out
 
 
@@ -64,7 +66,7 @@ def test_single_frame_stays_near_chance_while_the_clip_model_learns(motion_datas
     torch.manual_seed(0)
     single = SingleFrameClassifier(k, 32)
     optimizer = torch.optim.Adam(single.parameters(), lr=2e-3)
-    for epoch in range(12):  # fresh frames every epoch: the same number of clips the clip model sees
+    for epoch in range(16):  # fresh frames every epoch: the same number of clips the clip model sees
         x, y = single_frames(train, rng, acting_only=epoch % 2 == 0)
         for start in range(0, len(y), 32):
             loss = nn.functional.cross_entropy(single(x[start:start + 32]), y[start:start + 32])
@@ -79,7 +81,7 @@ def test_single_frame_stays_near_chance_while_the_clip_model_learns(motion_datas
             accuracies.append((single(x).argmax(1) == y).float().mean().item())
     run = tmp_path / "run"
     overrides = ["model.clip_length=16", "model.height=32", "model.width=32", "model.backbone_width=16",
-                 "model.hidden_channels=32", "model.attention_dim=32", "train.epochs=12", "train.batch_size=32",
+                 "model.hidden_channels=32", "model.attention_dim=32", "train.epochs=16", "train.batch_size=32",
                  "train.max_minutes=0", "train.regularizer_warmup_epochs=4"]
     assert train_main(["--data", str(motion_dataset), "--out", str(run), "--quiet", "--preset", "demo",
                        *sum((["--set", o] for o in overrides), [])]) == 0

@@ -34,7 +34,8 @@ def history(run: Path) -> list[dict]:
 def test_short_run_lowers_the_loss_and_writes_checkpoints(trained_run):
     losses = [h["train"]["ce"] for h in history(trained_run)]
     assert len(losses) == 4
-    assert losses[-1] < losses[0] - 0.05, losses
+    # 24 steps of a tiny model: the cross-entropy falls every epoch (from about ln 8 = 2.08 plus noise)
+    assert all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < losses[0] - 0.02, losses
     for name in ("best.pt", "last.pt", "run_config.json"):
         assert (trained_run / name).is_file()
     assert list((trained_run / "tensorboard").glob("events.out.tfevents.*"))
