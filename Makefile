@@ -25,7 +25,7 @@ test: $(STAMP)
 
 # The main job: synthetic data -> a short training run -> evaluation with figures.
 demo: $(STAMP)
-	@test -f $(DEMO_DATA)/annotations.jsonl || $(BIN)/stanet data synth --out $(DEMO_DATA) --train 480 --val 64 --test 96 --num-frames 24
+	@test -f $(DEMO_DATA)/annotations.jsonl || $(BIN)/stanet data synth --out $(DEMO_DATA) --train 480 --val 64 --test 96 --num-frames 24 --difficulty easy
 	rm -rf $(DEMO_RUN)
 	$(BIN)/stanet train --preset demo --data $(DEMO_DATA) --out $(DEMO_RUN)
 	$(BIN)/stanet evaluate --checkpoint $(DEMO_RUN)/best.pt --data $(DEMO_DATA) --split test \
@@ -45,7 +45,7 @@ clean-demo:
 ABLATION_MINUTES ?= 10
 ABLATIONS := full no_regularizers no_spatial no_temporal convlstm_first
 ablation_full :=
-ablation_no_regularizers := --set train.loss.total_variation=0 --set train.loss.contrast=0 --set train.loss.unimodality=0 --set train.loss.mask_area=0
+ablation_no_regularizers := --set train.loss.total_variation=0 --set train.loss.contrast=0 --set train.loss.unimodality=0 --set train.loss.mask_area=0 --set train.loss.temporal_entropy=0
 ablation_no_spatial := --set model.spatial_attention=false
 ablation_no_temporal := --set model.temporal_attention=none
 ablation_convlstm_first := --set model.temporal_attention=convlstm_first

@@ -79,6 +79,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "model": {"clip_length": 16, "height": 32, "width": 32, "backbone": "compact", "backbone_width": 16,
                   "hidden_channels": 32, "attention_dim": 32, "channel_dropout": 0.1},
         "train": {"epochs": 20, "batch_size": 32, "lr": 2e-3, "max_minutes": 5.0, "regularizer_warmup_epochs": 5,
+                  "lr_patience": 5,
                   "loss": {"total_variation": 0.05, "contrast": 0.1, "unimodality": 0.1, "mask_area": 0.1,
                            "temporal_entropy": 0.3}},
     },
