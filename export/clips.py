@@ -12,7 +12,7 @@ import numpy as np
 from export.errors import ExportError
 from stanet.config import ModelConfig
 from stanet.dataset_format import DatasetFormatError, load_dataset
-from stanet.sampling import resize_frames, sample_frame_indices
+from stanet.sampling import sample_clip
 from stanet.video import VideoDecodeError, read_video
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,7 @@ def dataset_clips(root: str | Path, splits: tuple[str, ...], config: ModelConfig
             log.warning("skipping %s (line %d): %s", record.video, record.line, exc.reason)
             skipped += 1
             continue
-        indices = sample_frame_indices(len(frames), config.clip_length, random=False)
-        clips.append(resize_frames(frames[indices], config.height, config.width))
+        clips.append(sample_clip(frames, config.clip_length, config.height, config.width)[0])
         labels.append(record.label_index)
     if not clips:
         raise ExportError(f"none of the {len(records)} videos of {root} ({split} split) could be decoded")

@@ -57,6 +57,14 @@ def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
+def sample_clip(frames: np.ndarray, clip_length: int, height: int, width: int, *, random: bool = False,
+                rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A video's frames (N, H', W', 3) uint8 -> (clip (T, height, width, 3) uint8, the frame indices taken):
+    the one path from decoded video to model input, for training, evaluation, export and the client."""
+    indices = sample_frame_indices(len(frames), clip_length, random=random, rng=rng)
+    return resize_frames(frames[indices], height, width), indices
+
+
 def scale_box(
     box: tuple[float, float, float, float], from_hw: tuple[int, int], to_hw: tuple[int, int]
 ) -> tuple[float, float, float, float]:

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset, Sampler
 from tqdm import tqdm
 
 from stanet.dataset_format import ClipRecord
-from stanet.sampling import resize_frames, sample_frame_indices, scale_box
+from stanet.sampling import resize_frames, sample_clip, scale_box
 from stanet.video import VideoDecodeError, read_video
 
 log = logging.getLogger(__name__)
@@ -81,9 +81,8 @@ class ClipDataset(Dataset):
         record = self.records[index]
         loaded = self.cache.get(index) or self._load(record)
         rng = np.random.default_rng([self.seed, epoch, index])
-        num_frames = loaded.frames.shape[0]
-        indices = sample_frame_indices(num_frames, self.spec.clip_length, random=self.train, rng=rng)
-        clip = loaded.frames[indices]  # (T, H, W, 3)
+        clip, indices = sample_clip(loaded.frames, self.spec.clip_length, self.spec.height, self.spec.width,
+                                    random=self.train, rng=rng)  # (T, H, W, 3)
         inside = np.zeros(self.spec.clip_length, dtype=bool)
         if record.interval is not None:
             first, last = record.interval
