@@ -116,3 +116,24 @@ def test_normalize_clip_layout_and_values():
     assert x.shape == (1, 2, 3, 4, 5)
     torch.testing.assert_close(x[0, 0, 0, 0, 0], torch.tensor((1 - 0.485) / 0.229))
     torch.testing.assert_close(x[0, 0, 1, 0, 0], torch.tensor((0 - 0.456) / 0.224))
+
+
+def test_pretrained_weights_load_from_a_local_file_and_mismatches_are_named(tmp_path):
+    from torchvision.models import resnet18
+
+    from stanet.model.backbone import load_backbone_weights
+
+    reference = resnet18(weights=None)
+    torch.save(reference.state_dict(), tmp_path / "resnet18.pth")
+    config = ModelConfig(num_classes=3, clip_length=2, height=32, width=32, backbone="resnet18", hidden_channels=8,
+                         attention_dim=8)
+    model = build_model(config, backbone_weights=tmp_path / "resnet18.pth")
+    assert torch.equal(model.backbone.stem[0].weight, reference.conv1.weight)
+    assert torch.equal(model.backbone.layer4[1].bn2.running_var, reference.layer4[1].bn2.running_var)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        build_model(config, backbone_weights=tmp_path / "missing.pth")
+    wrong = build_model(ModelConfig(**{**config.to_dict(), "backbone": "resnet50"})).backbone
+    with pytest.raises(ValueError, match="does not fit this architecture: .*of the wrong shape"):
+        load_backbone_weights(wrong, tmp_path / "resnet18.pth")
+    with pytest.raises(ValueError, match="only be loaded into the resnet18/resnet50"):
+        build_model(tiny(), backbone_weights=tmp_path / "resnet18.pth")

@@ -36,6 +36,7 @@ class TrainConfig:
     flip: bool = False  # horizontal flip augmentation (off for data whose classes are not mirror-symmetric)
     max_minutes: float = 0.0  # stop after this much training time, 0 = no limit
     checkpoint_every_steps: int = 0  # also save last.pt every N steps inside an epoch, 0 = epoch ends only
+    backbone_weights: str = ""  # local torchvision state-dict file for resnet18/resnet50 (nothing is downloaded)
 
     def __post_init__(self) -> None:
         problems = []

@@ -35,7 +35,7 @@ from training.data import ClipDataset, ClipSpec, EpochBatchSampler
 log = logging.getLogger("stanet.train")
 
 # Fields that may differ when resuming: they extend or bound the run without changing what it computes.
-RESUMABLE_CHANGES = {"epochs", "max_minutes", "num_workers", "checkpoint_every_steps"}
+RESUMABLE_CHANGES = {"epochs", "max_minutes", "num_workers", "checkpoint_every_steps", "backbone_weights"}
 
 
 class TrainingError(RuntimeError):
@@ -238,7 +238,8 @@ def train(data_dir: str | Path, out_dir: str | Path, run_config: RunConfig | Non
 
     device = select_device(config.device)
     torch.manual_seed(config.seed)
-    model = build_model(model_config).to(device)
+    model = build_model(model_config, backbone_weights=(config.backbone_weights or None) if not state else None)
+    model = model.to(device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                                  weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=config.lr_factor,
@@ -360,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ninterrupted: progress saved to {Path(args.out) / LAST_CHECKPOINT}; continue with "
               f"`stanet train --data {args.data} --out {args.out} --resume`", file=sys.stderr)
         return 130
-    except (TrainingError, DatasetFormatError, CheckpointError, ValueError) as exc:
+    except (TrainingError, DatasetFormatError, CheckpointError, ValueError, FileNotFoundError) as exc:
         print(f"stanet train: error: {exc}", file=sys.stderr)
         return 2
     print(f"best validation accuracy {summary['best_val_accuracy']:.3f} at epoch {summary['best_epoch']} "
