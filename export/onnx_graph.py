@@ -16,12 +16,12 @@ from typing import Any
 import onnx
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from export.errors import ExportError
 from export.signature import BATCH_AXIS, ServingSignature, serving_signature
 from stanet.model import AttentionRecognizer
 from stanet.model.preprocess import normalize_clip
+from stanet.model.recognizer import probabilities
 
 # The exporter is pinned, not left to torch's default (which became dynamo=True in 2.9): the TorchScript
 # exporter unrolls the ConvLSTM loop, exports in about a tenth of the dynamo exporter's time, gives the same
@@ -55,8 +55,8 @@ class ServingModule(nn.Module):
 
     def forward(self, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         output = self.model(normalize_clip(clip))
-        probabilities = F.softmax(output.logits, dim=-1)  # (B, K)
-        return probabilities, output.spatial_attention, output.temporal_attention  # (B, K), (B, T, h, w), (B, T)
+        probs = probabilities(output)  # (B, K)
+        return probs, output.spatial_attention, output.temporal_attention  # (B, K), (B, T, h, w), (B, T)
 
 
 def serving_module(model: AttentionRecognizer) -> tuple[ServingModule, ServingSignature]:

@@ -26,6 +26,7 @@ from stanet.checkpoint import CheckpointError, load_checkpoint
 from stanet.dataset_format import DatasetFormatError, load_dataset
 from stanet.model import AttentionRecognizer
 from stanet.model.preprocess import normalize_clip
+from stanet.model.recognizer import probabilities
 from training import metrics
 from training.data import ClipDataset, ClipSpec
 from training.train import TrainingError, select_device
@@ -79,7 +80,7 @@ def collect(model: AttentionRecognizer, dataset: ClipDataset, device: torch.devi
                       disable=not progress):
         features = model.forward_features(normalize_clip(batch["clip"].to(device)))  # (B, T, C, h, w)
         result = model.forward_head(features)
-        out["probabilities"].append(torch.softmax(result.logits.float(), dim=1).cpu().numpy())
+        out["probabilities"].append(probabilities(result).cpu().numpy())
         out["spatial"].append(result.spatial_attention.float().cpu().numpy())
         out["temporal"].append(result.temporal_attention.float().cpu().numpy())
         for key, name in (("labels", "label"), ("inside", "inside"), ("boxes", "boxes"), ("index", "index")):

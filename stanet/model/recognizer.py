@@ -119,4 +119,5 @@ class AttentionRecognizer(nn.Module):
 
 
 def probabilities(output: RecognizerOutput) -> torch.Tensor:
-    return F.softmax(output.logits, dim=-1)
+    """(B, K) class probabilities: the one softmax used by evaluation and the exported graph."""
+    return F.softmax(output.logits.float(), dim=-1)
