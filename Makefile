@@ -4,11 +4,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The embedded CPU Triton lives in its own environment (numpy<2; see requirements-triton.txt).
+TRITON_VENV := .venv-triton
+TRITON_STAMP := $(TRITON_VENV)/.installed
 
 DEMO_DATA := data/demo
 DEMO_RUN := runs/demo
+DEMO_REPOSITORY := $(DEMO_RUN)/model_repository
+DEMO_GRPC_PORT ?= 8001
+DEMO_METRICS_PORT ?= 8002
 
-.PHONY: demo test install clean-demo reference ablations
+.PHONY: demo test install triton-env clean-demo reference ablations
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "stanet needs Python 3.11, found " + sys.version.split()[0]'
@@ -18,18 +24,45 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
+# tritonserver's python-backend stub links against libpython3.11.so: Debian's python3.11 ships it in the
+# libpython3.11 package, a Python built with --enable-shared (pyenv, python.org) beside itself.
+$(TRITON_STAMP): requirements-triton.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "the embedded Triton needs Python 3.11, found " + sys.version.split()[0]'
+	@test -x $(TRITON_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/pip install --quiet --upgrade pip
+	$(TRITON_VENV)/bin/pip install --quiet --no-deps -r requirements-triton.txt
+	@$(TRITON_VENV)/bin/python -c 'import glob, sys, sysconfig; d = sysconfig.get_config_var("LIBDIR"); sys.exit(not glob.glob(d + "/libpython3.11.so*") and not glob.glob("/usr/lib/*/libpython3.11.so*"))' \
+		|| (apt-get update -qq && apt-get install -y -qq libpython3.11)
+	@touch $(TRITON_STAMP)
+
 install: $(STAMP)
 
-test: $(STAMP)
+triton-env: $(TRITON_STAMP)
+
+test: $(STAMP) $(TRITON_STAMP)
 	$(BIN)/python -m pytest
 
-# The main job: synthetic data -> a short training run -> evaluation with figures.
-demo: $(STAMP)
+# The main job, the whole product path: synthetic data -> a short training run -> evaluation -> export for
+# the embedded Triton -> `stanet serve` in the background -> `stanet infer` on held-out clips (labels and
+# attention overlays) -> the server stopped.
+demo: $(STAMP) $(TRITON_STAMP)
+	@echo "== 1/5 data: synthetic actions benchmark (easy) in $(DEMO_DATA)"
 	@test -f $(DEMO_DATA)/annotations.jsonl || $(BIN)/stanet data synth --out $(DEMO_DATA) --train 480 --val 64 --test 96 --num-frames 24 --difficulty easy
 	rm -rf $(DEMO_RUN)
+	@echo "== 2/5 train"
 	$(BIN)/stanet train --preset demo --data $(DEMO_DATA) --out $(DEMO_RUN)
+	@echo "== 3/5 evaluate on the test split"
 	$(BIN)/stanet evaluate --checkpoint $(DEMO_RUN)/best.pt --data $(DEMO_DATA) --split test \
 		--output $(DEMO_RUN)/metrics.json --figures $(DEMO_RUN)/figures
+	@echo "== 4/5 export for the embedded Triton (python backend)"
+	$(BIN)/stanet export --checkpoint $(DEMO_RUN)/best.pt --repository $(DEMO_REPOSITORY) --target python \
+		--data $(DEMO_DATA)
+	@echo "== 5/5 serve and infer on held-out clips"
+	@$(BIN)/stanet serve --repository $(DEMO_REPOSITORY) --grpc-port $(DEMO_GRPC_PORT) \
+		--metrics-port $(DEMO_METRICS_PORT) & server=$$!; \
+	$(BIN)/stanet infer --url 127.0.0.1:$(DEMO_GRPC_PORT) --wait 180 --overlay $(DEMO_RUN)/overlays \
+		$(DEMO_DATA)/videos/test/0000[0-9]_*.mp4; status=$$?; \
+	kill -TERM $$server; wait $$server; exit $$status
 
 # The reference benchmark of docs/benchmark.md (about 20 minutes on 2 cores).
 reference: $(STAMP)

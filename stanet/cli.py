@@ -12,6 +12,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("train",): ("training.train", "train the attention recognizer"),
     ("evaluate",): ("training.evaluate", "accuracy and attention localization on a split"),
     ("export",): ("export.cli", "export a checkpoint as a verified Triton model"),
+    ("serve",): ("serving.serve_cli", "run the embedded CPU Triton server over a model repository"),
+    ("infer",): ("serving.infer_cli", "labels and attention maps for videos from a running server"),
 }
 
 

@@ -1,5 +1,6 @@
-"""Shared fixtures: a tiny synthetic dataset and one small trained run, built once per session and reused
-by the training, evaluation and (later) export and serving tests."""
+"""Shared fixtures, built once per session: a tiny synthetic dataset and a small run trained on it (training,
+evaluation and export tests), and an easy dataset with a clip model that really learns it (the motion test
+and the serving tests, which need right labels)."""
 
 from __future__ import annotations
 
@@ -40,4 +41,33 @@ def trained_run(tiny_dataset, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     assert train_main(["--data", str(tiny_dataset), "--out", str(out), "--quiet", *tiny_overrides(4)]) == 0
+    return out
+
+
+EASY_SYNTH = ["--train", "480", "--val", "64", "--test", "160", "--frame-size", "32", "--num-frames", "24",
+              "--seed", "11", "--difficulty", "easy"]
+# A clip model that learns the easy data within a test's budget (about 88% test top-1).
+EASY_MODEL = ["model.clip_length=16", "model.height=32", "model.width=32", "model.backbone_width=16",
+              "model.hidden_channels=32", "model.attention_dim=32", "train.epochs=16", "train.batch_size=32",
+              "train.max_minutes=0", "train.regularizer_warmup_epochs=4"]
+
+
+@pytest.fixture(scope="session")
+def easy_dataset(tmp_path_factory) -> Path:
+    """The easy difficulty (no distractors, no idle walks): the same motion-defined classes."""
+    from training.synth import main as synth_main
+
+    out = tmp_path_factory.mktemp("easy") / "data"
+    assert synth_main(["--out", str(out), *EASY_SYNTH, "--quiet"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def easy_run(easy_dataset, tmp_path_factory) -> Path:
+    """The demo preset's model, small, trained on `easy_dataset` (best.pt)."""
+    from training.train import main as train_main
+
+    out = tmp_path_factory.mktemp("easy_run") / "run"
+    overrides = sum((["--set", item] for item in EASY_MODEL), [])
+    assert train_main(["--data", str(easy_dataset), "--out", str(out), "--quiet", "--preset", "demo", *overrides]) == 0
     return out

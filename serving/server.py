@@ -1,0 +1,214 @@
+"""The embedded Triton Inference Server as a child process: the real `tritonserver` binary from the
+nvidia-pytriton wheel, CPU only, python backend, locked down (docs/serving.md, docs/reliability.md §3):
+
+- gRPC and metrics bound to one address (127.0.0.1 by default; metrics would otherwise follow the HTTP
+  address, 0.0.0.0), HTTP off;
+- `--model-control-mode=none` (the repository is read once: no load/unload API), strict readiness,
+  `--exit-on-error`, configs never auto-completed;
+- the shared-memory, model-repository, trace and logging protocols restricted behind a header whose value
+  is a secret (this Triton 2.51 predates the 2025 fixes of the shared-memory exploit chain);
+- latency summaries (`nv_inference_*_summary_us{quantile=...}`): this version has no latency histogram.
+
+On SIGTERM Triton stops accepting new requests and lets in-flight ones finish for `exit_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from serving.errors import ServingError
+from serving.repository_check import RepositoryModel, check_repository
+from serving.triton_env import TritonInstall, find_triton, prepare_backends
+
+DEFAULT_ADDRESS = "127.0.0.1"
+DEFAULT_GRPC_PORT = 8001
+DEFAULT_METRICS_PORT = 8002
+DEFAULT_EXIT_TIMEOUT_S = 30
+RESTRICTED_PROTOCOLS = ("shared-memory", "model-repository", "trace", "logging")
+# Admin calls of the restricted protocols must carry the gRPC header `triton-grpc-protocol-<key>: <token>`.
+ADMIN_HEADER_KEY = "stanet-admin"
+ADMIN_TOKEN_VARIABLE = "STANET_ADMIN_TOKEN"  # without it, a random token nobody knows: the protocols are off
+SUMMARY_QUANTILES = "0.5:0.05,0.9:0.01,0.95:0.005,0.99:0.001"
+LOG_TAIL_LINES = 25
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    repository: Path
+    address: str = DEFAULT_ADDRESS
+    grpc_port: int = DEFAULT_GRPC_PORT
+    metrics_port: int = DEFAULT_METRICS_PORT
+    exit_timeout_s: int = DEFAULT_EXIT_TIMEOUT_S
+    admin_token: str | None = None  # None: a random one
+    log_verbose: int = 0
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.address}:{self.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.address}:{self.metrics_port}/metrics"
+
+
+def triton_command(install: TritonInstall, options: ServerOptions, backend_dir: Path, admin_token: str) -> list[str]:
+    return [
+        str(install.binary),
+        f"--model-repository={Path(options.repository).absolute()}",
+        f"--backend-directory={backend_dir}",
+        "--model-control-mode=none",
+        "--strict-readiness=true",
+        "--exit-on-error=true",
+        "--disable-auto-complete-config",
+        f"--exit-timeout-secs={options.exit_timeout_s}",
+        "--allow-http=false",
+        "--allow-sagemaker=false",
+        "--allow-vertex-ai=false",
+        "--allow-grpc=true",
+        f"--grpc-address={options.address}",
+        f"--grpc-port={options.grpc_port}",
+        f"--grpc-restricted-protocol={','.join(RESTRICTED_PROTOCOLS)}:{ADMIN_HEADER_KEY}={admin_token}",
+        "--allow-metrics=true",
+        "--allow-gpu-metrics=false",
+        "--allow-cpu-metrics=true",
+        f"--metrics-address={options.address}",
+        f"--metrics-port={options.metrics_port}",
+        "--metrics-config=summary_latencies=true",
+        f"--metrics-config=summary_quantiles={SUMMARY_QUANTILES}",
+        f"--log-verbose={options.log_verbose}",
+    ]
+
+
+def check_port_free(address: str, port: int, what: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError as exc:
+            flag = "--grpc-port" if what == "gRPC" else "--metrics-port"
+            raise ServingError(f"{what} port {address}:{port} is not available ({exc.strerror}); another server "
+                               f"may be running there: stop it or choose another port with {flag}") from None
+
+
+def _server_ready(url: str, timeout_s: float) -> bool:
+    import tritonclient.grpc as grpcclient  # imported here: --help needs no gRPC
+    from tritonclient.utils import InferenceServerException
+
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        return bool(client.is_server_ready(client_timeout=timeout_s))
+    except InferenceServerException:
+        return False
+    finally:
+        client.close()
+
+
+class TritonServer:
+    """One tritonserver process. Use as a context manager, or start() / wait_until_ready() / stop()."""
+
+    def __init__(self, options: ServerOptions, install: TritonInstall | None = None, *,
+                 log_path: str | Path | None = None):
+        self.options = options
+        self.install = install
+        self.models: list[RepositoryModel] = []
+        self.process: subprocess.Popen | None = None
+        self._workdir: Path | None = None
+        self._log_path = Path(log_path) if log_path is not None else None
+        self._log_file = None
+
+    @property
+    def log_path(self) -> Path | None:
+        return self._log_path
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def start(self) -> None:
+        """Check the repository, ports and installation, then launch tritonserver (not yet ready)."""
+        self.models = check_repository(self.options.repository)
+        check_port_free(self.options.address, self.options.grpc_port, "gRPC")
+        check_port_free(self.options.address, self.options.metrics_port, "metrics")
+        self.install = self.install or find_triton()
+        self._workdir = Path(tempfile.mkdtemp(prefix="stanet-triton-"))
+        backend_dir = prepare_backends(self.install, self._workdir / "backends")
+        if self._log_path is None:
+            self._log_path = self._workdir / "triton.log"
+        self._log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file = open(self._log_path, "ab")
+        token = self.options.admin_token or secrets.token_urlsafe(32)
+        command = triton_command(self.install, self.options, backend_dir, token)
+        # A new session: a Ctrl-C in the terminal reaches `stanet serve`, which forwards SIGTERM once.
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log_file,
+                                        stderr=subprocess.STDOUT, env=self.install.environment(),
+                                        cwd=self._workdir, start_new_session=True)
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        if self._log_path is None or not self._log_path.exists():
+            return ""
+        text = self._log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def wait_until_ready(self, timeout_s: float = 120.0) -> None:
+        """Block until every model is loaded (strict readiness); ServingError with Triton's log if it exits
+        or is not ready in time."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            code = self.process.poll()
+            if code is not None:
+                raise ServingError(f"tritonserver exited with code {code} while starting; the end of its log "
+                                   f"({self._log_path}):\n{self.log_tail()}")
+            if _server_ready(self.options.grpc_url, timeout_s=1.0):
+                return
+            if time.monotonic() > deadline:
+                tail = self.log_tail()
+                self.stop(keep_workdir=True)
+                raise ServingError(f"tritonserver was not ready within {timeout_s:.0f} s; the end of its log "
+                                   f"({self._log_path}):\n{tail}")
+            time.sleep(0.2)
+
+    def terminate(self) -> None:
+        """Ask Triton to stop (SIGTERM): new requests are refused, in-flight ones finish."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def stop(self, *, keep_workdir: bool = False) -> int | None:
+        """SIGTERM, wait for in-flight requests (exit timeout + a margin), SIGKILL as a last resort. Returns
+        Triton's exit code (None if it never started)."""
+        code = None
+        if self.process is not None:
+            self.terminate()
+            try:
+                code = self.process.wait(timeout=self.options.exit_timeout_s + 15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                code = self.process.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        if self._workdir is not None and not keep_workdir:
+            if self._log_path is not None and self._log_path.parent == self._workdir:
+                self._log_path = None  # removed with the work directory
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+        return code
+
+    def __enter__(self) -> "TritonServer":
+        self.start()
+        try:
+            self.wait_until_ready()
+        except BaseException:
+            self.stop(keep_workdir=True)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
