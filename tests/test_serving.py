@@ -417,3 +417,14 @@ def test_stanet_serve_finishes_in_flight_requests_on_sigterm(repository, held_ou
     assert all(error is None for before, after, error in outcomes if not after)
     for _, _, error in in_flight:
         assert error is None or "UNAVAILABLE" in error or "not available" in error or "shutting down" in error, error
+
+
+def test_the_readme_tritonclient_snippet_runs_as_written(server, capsys):
+    readme = (PROJECT / "README.md").read_text()
+    block = readme.split("<!-- snippet: tritonclient", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert '"127.0.0.1:8001"' in block
+    namespace: dict = {}
+    exec(compile(block.replace('"127.0.0.1:8001"', repr(server.options.grpc_url)), "README.md", "exec"), namespace)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(re.fullmatch(r"[a-z_]+: [01]\.\d{3}", line) for line in lines), lines
+    assert namespace["where"].shape == (16, 8, 8) and namespace["when"].shape == (16,)
