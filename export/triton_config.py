@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from export.errors import ExportError
 from export.python_backend.stanet_backend import INTER_OP_PARAMETER, INTRA_OP_PARAMETER
 from export.signature import ServingSignature, TensorSpec, profile_shapes
-from stanet.constants import LABELS_FILE, OUTPUT_PROBABILITIES
+from stanet.constants import LABELS_FILE, LATENCY_BUCKETS_SECONDS, OUTPUT_PROBABILITIES
 
 TARGETS = ("onnxruntime", "tensorrt", "python")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -46,6 +46,10 @@ DEFAULT_WORKSPACE_BYTES = 1 << 30  # TensorRT builder workspace, for the engine 
 # resolved when the model loads (the export machine's core count says nothing about the server's).
 DEFAULT_INTRA_OP_THREADS = "0"
 DEFAULT_INTER_OP_THREADS = "1"
+# The end-to-end latency histogram of current Triton versions (`--metrics-config histogram_latencies=true`);
+# its default buckets (100 ms to 5 s) cannot resolve this model. The embedded Triton 2.51 (python target) has no
+# such histogram.
+LATENCY_HISTOGRAM_FAMILY = "nv_inference_first_response_histogram_ms"
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,11 @@ def render_config(signature: ServingSignature, options: ServingOptions) -> str:
     ]
     if options.target == "onnxruntime" and options.instance_kind == "gpu":
         sections.append(_gpu_accelerator(signature, options))
+    if options.target != "python":
+        buckets = ", ".join(f"{seconds * 1000:g}" for seconds in LATENCY_BUCKETS_SECONDS)
+        sections.append("model_metrics {\n  metric_control [\n    {\n"
+                        f'      metric_identifier {{ family: "{LATENCY_HISTOGRAM_FAMILY}" }}\n'
+                        f"      histogram_options {{ buckets: [ {buckets} ] }}\n    }}\n  ]\n}}")
     if options.target == "python":
         threads = ((INTRA_OP_PARAMETER, DEFAULT_INTRA_OP_THREADS), (INTER_OP_PARAMETER, DEFAULT_INTER_OP_THREADS))
         sections.append("parameters [\n" + ",\n".join(f"  {_model_parameter(k, v)}" for k, v in threads) + "\n]")

@@ -14,6 +14,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("export",): ("export.cli", "export a checkpoint as a verified Triton model"),
     ("serve",): ("serving.serve_cli", "run the embedded CPU Triton server over a model repository"),
     ("infer",): ("serving.infer_cli", "labels and attention maps for videos from a running server"),
+    ("load",): ("serving.load_cli", "closed-loop gRPC load with client latency metrics for Prometheus"),
 }
 
 

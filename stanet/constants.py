@@ -26,3 +26,9 @@ CHECKPOINT_FORMAT_VERSION = 1
 
 # Labels file written beside a Triton model (classification extension, one class name per line).
 LABELS_FILE = "labels.txt"
+
+# Latency histogram buckets (seconds) shared by the server and the client: the buckets of Triton's
+# nv_inference_first_response_histogram_ms in generated configs (in ms there) and of the load generator's
+# stanet_client_request_duration_seconds. They resolve a ~10 ms CPU model and a GPU paper-size model alike.
+LATENCY_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5,
+                           1.0, 2.5, 5.0)

@@ -71,3 +71,14 @@ def easy_run(easy_dataset, tmp_path_factory) -> Path:
     overrides = sum((["--set", item] for item in EASY_MODEL), [])
     assert train_main(["--data", str(easy_dataset), "--out", str(out), "--quiet", "--preset", "demo", *overrides]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def served_repository(easy_run, tmp_path_factory) -> Path:
+    """`easy_run` exported for the embedded Triton (python target, max_batch_size 4)."""
+    from export.cli import main as export_main
+
+    repo = tmp_path_factory.mktemp("serving") / "model_repository"
+    assert export_main(["--checkpoint", str(easy_run / "best.pt"), "--repository", str(repo), "--target", "python",
+                        "--max-batch-size", "4"]) == 0
+    return repo

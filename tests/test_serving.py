@@ -31,26 +31,18 @@ from serving.server import ServerOptions, TritonServer
 from stanet.constants import INPUT_CLIP, OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION, OUTPUT_TEMPORAL_ATTENTION
 from stanet.dataset_format import load_dataset
 from stanet.video import write_video
+from helpers import free_port
 
 pytestmark = pytest.mark.slow
 MODEL = "stanet"
-MAX_BATCH = 4
+MAX_BATCH = 4  # the served_repository fixture's max_batch_size
 OUTPUTS = (OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION, OUTPUT_TEMPORAL_ATTENTION)
 PROJECT = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def repository(easy_run, easy_dataset, tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("serving") / "model_repository"
-    assert export_main(["--checkpoint", str(easy_run / "best.pt"), "--repository", str(repo), "--target", "python",
-                        "--max-batch-size", str(MAX_BATCH)]) == 0
-    return repo
+def repository(served_repository) -> Path:
+    return served_repository
 
 
 @pytest.fixture(scope="module")

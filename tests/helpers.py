@@ -1,0 +1,31 @@
+"""Small helpers shared by the tests that start servers."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.request
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def http_get(url: str, timeout_s: float = 10.0) -> str:
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        return response.read().decode()
+
+
+def wait_for(predicate, timeout_s: float, interval_s: float = 0.5, what: str = "condition"):
+    """Poll `predicate()` until it returns a truthy value (returned) or `timeout_s` passes (AssertionError)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout_s:g} s")
+        time.sleep(interval_s)
