@@ -14,7 +14,7 @@ DEMO_REPOSITORY := $(DEMO_RUN)/model_repository
 DEMO_GRPC_PORT ?= 8001
 DEMO_METRICS_PORT ?= 8002
 
-.PHONY: demo test install triton-env clean-demo reference ablations
+.PHONY: demo test install triton-env monitoring-tools monitor clean-demo reference ablations
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "stanet needs Python 3.11, found " + sys.version.split()[0]'
@@ -39,7 +39,14 @@ install: $(STAMP)
 
 triton-env: $(TRITON_STAMP)
 
-test: $(STAMP) $(TRITON_STAMP)
+# A real Prometheus (and promtool) for the monitoring tests and `make monitor`; docker-compose validates the
+# compose file offline (no Docker engine is needed or started). Debian packages, installed when missing.
+monitoring-tools:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null \
+		&& { command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1; } \
+		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus docker-compose; }
+
+test: $(STAMP) $(TRITON_STAMP) monitoring-tools
 	$(BIN)/python -m pytest
 
 # The main job, the whole product path: synthetic data -> a short training run -> evaluation -> export for
@@ -70,6 +77,22 @@ reference: $(STAMP)
 	$(BIN)/stanet train --preset synthetic --data data/synthetic --out runs/synthetic
 	$(BIN)/stanet evaluate --checkpoint runs/synthetic/best.pt --data data/synthetic --split test \
 		--output runs/synthetic/metrics.json --figures runs/synthetic/figures
+
+# The metrics flowing without Docker: the demo model on the embedded Triton, a real Prometheus with the
+# project's scrape, recording and alert rules (http://127.0.0.1:9090), and `stanet load` driving traffic with
+# its client latency histogram, for MONITOR_SECONDS or until Ctrl-C. Needs `make demo` first.
+MONITOR_SECONDS ?= 600
+MONITOR_DIR := runs/monitor
+monitor: $(STAMP) $(TRITON_STAMP) monitoring-tools
+	@test -f $(DEMO_REPOSITORY)/stanet/config.pbtxt || { echo "make monitor serves the demo model: run make demo first"; exit 2; }
+	@mkdir -p $(MONITOR_DIR)
+	@$(BIN)/stanet serve --repository $(DEMO_REPOSITORY) & serve=$$!; \
+	prometheus --config.file=deploy/prometheus/prometheus-local.yml --storage.tsdb.path=$(MONITOR_DIR)/prometheus \
+		--web.listen-address=127.0.0.1:9090 > $(MONITOR_DIR)/prometheus.log 2>&1 & prom=$$!; \
+	trap 'kill -TERM $$serve $$prom 2>/dev/null; wait' EXIT INT TERM; \
+	echo "Prometheus on http://127.0.0.1:9090 (log $(MONITOR_DIR)/prometheus.log): try stanet:latency_seconds:p99," \
+		"stanet:client_latency_seconds:p99, stanet:queue_compute:ratio, ALERTS"; \
+	$(BIN)/stanet load --wait 180 --duration $(MONITOR_SECONDS) $(DEMO_DATA)/videos/test/0000[0-7]_*.mp4
 
 clean-demo:
 	rm -rf $(DEMO_DATA) $(DEMO_RUN)
