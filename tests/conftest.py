@@ -8,6 +8,22 @@ from pathlib import Path
 
 import pytest
 
+def _synthesize(tmp_path_factory, name: str, args: list[str]) -> Path:
+    from training.synth import main as synth_main
+
+    out = tmp_path_factory.mktemp(name) / "data"
+    assert synth_main(["--out", str(out), *args, "--quiet"]) == 0
+    return out
+
+
+def _train(data: Path, tmp_path_factory, name: str, args: list[str]) -> Path:
+    from training.train import main as train_main
+
+    out = tmp_path_factory.mktemp(name) / "run"
+    assert train_main(["--data", str(data), "--out", str(out), "--quiet", *args]) == 0
+    return out
+
+
 TINY_SYNTH = ["--train", "48", "--val", "16", "--test", "24", "--num-frames", "16", "--frame-size", "32",
               "--seed", "7"]
 
@@ -15,11 +31,7 @@ TINY_SYNTH = ["--train", "48", "--val", "16", "--test", "24", "--num-frames", "1
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """A small synthetic dataset (32x32 frames, 16 frames per video), generated once."""
-    from training.synth import main as synth_main
-
-    out = tmp_path_factory.mktemp("data") / "tiny"
-    assert synth_main(["--out", str(out), *TINY_SYNTH, "--quiet"]) == 0
-    return out
+    return _synthesize(tmp_path_factory, "tiny", TINY_SYNTH)
 
 
 TINY_MODEL = ["model.clip_length=8", "model.height=32", "model.width=32", "model.backbone_width=8",
@@ -37,11 +49,7 @@ def tiny_overrides(epochs: int = 2, *extra: str) -> list[str]:
 @pytest.fixture(scope="session")
 def trained_run(tiny_dataset, tmp_path_factory) -> Path:
     """A tiny model trained for 4 epochs on `tiny_dataset` (best.pt, last.pt, history.jsonl)."""
-    from training.train import main as train_main
-
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    assert train_main(["--data", str(tiny_dataset), "--out", str(out), "--quiet", *tiny_overrides(4)]) == 0
-    return out
+    return _train(tiny_dataset, tmp_path_factory, "tiny_run", tiny_overrides(4))
 
 
 EASY_SYNTH = ["--train", "480", "--val", "64", "--test", "160", "--frame-size", "32", "--num-frames", "24",
@@ -55,22 +63,14 @@ EASY_MODEL = ["model.clip_length=16", "model.height=32", "model.width=32", "mode
 @pytest.fixture(scope="session")
 def easy_dataset(tmp_path_factory) -> Path:
     """The easy difficulty (no distractors, no idle walks): the same motion-defined classes."""
-    from training.synth import main as synth_main
-
-    out = tmp_path_factory.mktemp("easy") / "data"
-    assert synth_main(["--out", str(out), *EASY_SYNTH, "--quiet"]) == 0
-    return out
+    return _synthesize(tmp_path_factory, "easy", EASY_SYNTH)
 
 
 @pytest.fixture(scope="session")
 def easy_run(easy_dataset, tmp_path_factory) -> Path:
     """The demo preset's model, small, trained on `easy_dataset` (best.pt)."""
-    from training.train import main as train_main
-
-    out = tmp_path_factory.mktemp("easy_run") / "run"
-    overrides = sum((["--set", item] for item in EASY_MODEL), [])
-    assert train_main(["--data", str(easy_dataset), "--out", str(out), "--quiet", "--preset", "demo", *overrides]) == 0
-    return out
+    return _train(easy_dataset, tmp_path_factory, "easy_run",
+                  ["--preset", "demo", *sum((["--set", item] for item in EASY_MODEL), [])])
 
 
 @pytest.fixture(scope="session")
