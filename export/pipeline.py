@@ -26,6 +26,7 @@ from export.tensorrt import build_engine, check_engine, require_tensorrt, static
 from export.triton_config import (DEFAULT_INSTANCE_KIND, MODEL_FILES, SUPPORTED_PRECISIONS, ServingOptions,
                                   check_options, render_config, render_labels)
 from stanet.checkpoint import Checkpoint, load_checkpoint
+from stanet.integrity import MANIFEST_FILE, manifest_text
 
 PARITY_DATA_CLIPS = 32  # real clips from --data compared at each batch size (evenly spread over the split)
 PYTHON_BACKEND_DIR = Path(__file__).with_name("python_backend")
@@ -203,6 +204,7 @@ def export_model(request: ExportRequest, *, log: Callable[[str], None] = print) 
         plan, trt_report = _tensorrt_stage(request, options, graph, signature, fp32_session, clip_sets, times, report)
 
     version_files = _version_files(options, served_onnx, plan)
+    version_files[MANIFEST_FILE] = manifest_text(version_files).encode()  # checked by `stanet serve`
     times["total"] = time.perf_counter() - start
     report = {
         "model": {"name": options.name, "version": request.version, "target": options.target,

@@ -8,7 +8,8 @@ import re
 from dataclasses import dataclass
 
 from export.errors import ExportError
-from export.python_backend.stanet_backend import INTER_OP_PARAMETER, INTRA_OP_PARAMETER
+from export.python_backend.stanet_backend import (DEFAULT_TIME_BUDGET_MS, INTER_OP_PARAMETER, INTRA_OP_PARAMETER,
+                                                  TIME_BUDGET_PARAMETER)
 from export.signature import ServingSignature, TensorSpec, profile_shapes
 from stanet.constants import LABELS_FILE, LATENCY_BUCKETS_SECONDS, OUTPUT_PROBABILITIES
 
@@ -166,8 +167,9 @@ def render_config(signature: ServingSignature, options: ServingOptions) -> str:
                         f'      metric_identifier {{ family: "{LATENCY_HISTOGRAM_FAMILY}" }}\n'
                         f"      histogram_options {{ buckets: [ {buckets} ] }}\n    }}\n  ]\n}}")
     if options.target == "python":
-        threads = ((INTRA_OP_PARAMETER, DEFAULT_INTRA_OP_THREADS), (INTER_OP_PARAMETER, DEFAULT_INTER_OP_THREADS))
-        sections.append("parameters [\n" + ",\n".join(f"  {_model_parameter(k, v)}" for k, v in threads) + "\n]")
+        parameters = ((INTRA_OP_PARAMETER, DEFAULT_INTRA_OP_THREADS), (INTER_OP_PARAMETER, DEFAULT_INTER_OP_THREADS),
+                      (TIME_BUDGET_PARAMETER, DEFAULT_TIME_BUDGET_MS))
+        sections.append("parameters [\n" + ",\n".join(f"  {_model_parameter(k, v)}" for k, v in parameters) + "\n]")
     return "\n\n".join(sections) + "\n"
 
 

@@ -1,6 +1,7 @@
 """What a model repository holds, read before Triton starts: the embedded CPU Triton runs python-backend models
 only, so an onnxruntime or TensorRT model is named with the export command that fits, instead of Triton's
-own load failure deep in its log."""
+own load failure deep in its log; and every version folder must match the SHA-256 manifest its export wrote,
+with no ONNX data stored outside it (stanet.integrity)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from serving.errors import ServingError
+from stanet.integrity import external_data_problems, verify_version_folder
 
 CONFIG_FILE = "config.pbtxt"
 EMBEDDED_BACKENDS = ("python",)  # what the wheel's Triton carries
@@ -67,6 +69,11 @@ def check_repository(repository: str | Path) -> list[RepositoryModel]:
             missing = [v for v in versions if not (model_dir / str(v) / "model.py").is_file()]
             if missing:
                 problems.append(f"{model_dir.name}: version(s) {missing} lack model.py")
+            for version in versions:
+                folder = model_dir / str(version)
+                problems += verify_version_folder(folder)
+                for onnx_file in sorted(folder.glob("*.onnx")):
+                    problems += external_data_problems(onnx_file)
             models.append(RepositoryModel(model_dir.name, backend, versions))
     if problems:
         raise ServingError(f"model repository {repository} cannot be served by the embedded Triton:\n  "

@@ -36,6 +36,7 @@ from stanet.checkpoint import load_checkpoint, save_checkpoint
 from stanet.config import ModelConfig
 from stanet.constants import (INPUT_CLIP, LABELS_FILE, OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION,
                               OUTPUT_TEMPORAL_ATTENTION)
+from stanet.integrity import verify_version_folder
 from stanet.model import build_model
 
 # K == T on purpose: probabilities and temporal_attention then have the same shape, so swapping them is a
@@ -221,7 +222,9 @@ def test_onnxruntime_export_writes_a_triton_model_matching_the_graph(tiny_checkp
     assert code == 0, err
     assert "parity" in out and "wrote" in out
     model_dir = repository / "stanet"
-    assert sorted(listing(model_dir)) == ["1", "1/model.onnx", "config.pbtxt", "export_report.json", LABELS_FILE]
+    assert sorted(listing(model_dir)) == ["1", "1/SHA256SUMS", "1/model.onnx", "config.pbtxt", "export_report.json",
+                                          LABELS_FILE]
+    assert verify_version_folder(model_dir / "1") == []
     assert (model_dir / LABELS_FILE).read_text().splitlines() == list(CLASSES)
 
     config = parse_config(model_dir / "config.pbtxt")
@@ -252,7 +255,7 @@ def test_onnxruntime_export_writes_a_triton_model_matching_the_graph(tiny_checkp
     assert parity["passed"] and parity["batch_sizes"] == [1, 4]
     assert all(diff <= PARITY_ATOL for diff in parity["max_abs_diff"].values())
     assert report["onnx"]["fp32_size_bytes"] == (model_dir / "1" / "model.onnx").stat().st_size
-    assert report["model"]["files"] == {"1/model.onnx": report["onnx"]["fp32_size_bytes"]}
+    assert report["model"]["files"]["1/model.onnx"] == report["onnx"]["fp32_size_bytes"]
     assert report["times_seconds"]["onnx_export"] > 0 and report["times_seconds"]["total"] > 0
     assert report["tensorrt_static_check"]["passed"] and report["int8"] is None
 
@@ -263,13 +266,14 @@ def test_python_export_ships_the_backend_and_its_parameters(tiny_checkpoint, tmp
                               "--target", "python", "--name", "stanet_cpu")
     assert code == 0, err
     version = repository / "stanet_cpu" / "1"
-    assert sorted(p.name for p in version.iterdir()) == ["model.onnx", "model.py", "stanet_backend.py"]
+    assert sorted(p.name for p in version.iterdir()) == ["SHA256SUMS", "model.onnx", "model.py", "stanet_backend.py"]
     for name in ("model.py", "stanet_backend.py"):
         assert (version / name).read_bytes() == (pipeline.PYTHON_BACKEND_DIR / name).read_bytes()
     config = parse_config(repository / "stanet_cpu" / "config.pbtxt")
     assert config.backend == "python" and config.platform == "" and config.name == "stanet_cpu"
     assert {k: v.string_value for k, v in config.parameters.items()} == {
-        stanet_backend.INTRA_OP_PARAMETER: "0", stanet_backend.INTER_OP_PARAMETER: "1"}
+        stanet_backend.INTRA_OP_PARAMETER: "0", stanet_backend.INTER_OP_PARAMETER: "1",
+        stanet_backend.TIME_BUDGET_PARAMETER: stanet_backend.DEFAULT_TIME_BUDGET_MS}
 
 
 def test_gpu_configs_carry_the_tensorrt_profile(tiny_graph):
@@ -555,8 +559,7 @@ def test_model_py_answers_each_request_in_order(python_model_dir, monkeypatch):
 
 
 def test_backend_files_need_only_numpy_and_onnxruntime():
-    allowed = {"__future__", "dataclasses", "json", "os", "pathlib", "typing", "numpy", "onnxruntime",
-               "triton_python_backend_utils", "stanet_backend"}
+    allowed = set(sys.stdlib_module_names) | {"numpy", "onnxruntime", "triton_python_backend_utils", "stanet_backend"}
     for name in pipeline.PYTHON_BACKEND_FILES:
         tree = ast.parse((pipeline.PYTHON_BACKEND_DIR / name).read_text())
         imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)

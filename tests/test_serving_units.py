@@ -18,6 +18,7 @@ from serving.repository_check import check_repository
 from serving.results import ClipPrediction, LabelScore, VideoPrediction, parse_classification
 from serving.server import ServerOptions, triton_command
 from serving.triton_env import TritonInstall, find_triton
+from stanet.integrity import MANIFEST_FILE, manifest_text
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +46,8 @@ def _model(repo: Path, name: str, header: str, versions=(1,), files=("model.py",
         (folder / str(version)).mkdir()
         for file in files:
             (folder / str(version) / file).write_text("")
+        manifest = manifest_text({file: b"" for file in files})
+        (folder / str(version) / MANIFEST_FILE).write_text(manifest)
 
 
 def test_repository_check_accepts_python_models(tmp_path):
@@ -84,6 +87,35 @@ def test_repository_check_names_every_problem(tmp_path):
     (tmp_path / "broken" / "config.pbtxt").write_text("name: {{{")
     with pytest.raises(ServingError, match="broken/config.pbtxt is not a readable Triton model config"):
         check_repository(tmp_path)
+
+
+def test_repository_check_refuses_changed_unlisted_or_escaping_files(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    _model(tmp_path, "stanet", 'backend: "python"', files=("model.py", "model.onnx"))
+    version = tmp_path / "stanet" / "1"
+    (version / "model.py").write_text("import os  # changed after export\n")
+    (version / "extra.so").write_bytes(b"\0")
+    with pytest.raises(ServingError) as caught:
+        check_repository(tmp_path)
+    message = str(caught.value)
+    assert "model.py: SHA-256 differs from SHA256SUMS" in message and "files not in SHA256SUMS: ['extra.so']" in message
+    # an ONNX file whose weights live outside the model folder
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [1], [0.0])
+    weight.data_location = TensorProto.EXTERNAL
+    weight.ClearField("float_data")
+    weight.external_data.add(key="location", value="../../../../etc/passwd")
+    graph = helper.make_graph([helper.make_node("Identity", ["w"], ["y"])], "g", [],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], [weight])
+    data = helper.make_model(graph).SerializeToString()
+    (version / "model.onnx").write_bytes(data)
+    (version / "model.py").write_text("")
+    (version / "extra.so").unlink()
+    (version / MANIFEST_FILE).write_text(manifest_text({"model.py": b"", "model.onnx": data}))
+    with pytest.raises(ServingError, match=r"tensor 'w' stores its data at '../../../../etc/passwd', outside"):
+        check_repository(tmp_path)
+    assert onnx.load_from_string(data).graph.initializer[0].name == "w"
 
 
 def _install(tmp_path: Path) -> TritonInstall:

@@ -16,8 +16,13 @@ def _dtype(config, name, is_input):
 
 def _error(result):
     # Error codes exist in the python backend since Triton 23.x; older stubs take a message only.
-    code = getattr(pb_utils.TritonError, "INVALID_ARG" if result.invalid_input else "INTERNAL", None)
+    code = getattr(pb_utils.TritonError, result.code, None)
     return pb_utils.TritonError(result.error) if code is None else pb_utils.TritonError(result.error, code)
+
+
+def _is_cancelled(request):
+    check = getattr(request, "is_cancelled", None)  # Triton >= 23.10
+    return bool(check and check())
 
 
 class TritonPythonModel:
@@ -27,15 +32,23 @@ class TritonPythonModel:
         dtypes.update({spec["name"]: _dtype(config, spec["name"], False) for spec in config["output"]})
         self.settings = stanet_backend.settings_from_config(config, dtypes)
         session = stanet_backend.create_session(Path(__file__).with_name(stanet_backend.ONNX_FILE), self.settings)
-        self.run = stanet_backend.session_runner(session, self.settings)
+        self.run = stanet_backend.Watchdog(stanet_backend.session_runner(session, self.settings),
+                                           self.settings.time_budget_s)
 
     def execute(self, requests):
+        # Requests whose clients cancelled while queued are answered without running the model.
+        live = [r for r in requests if not _is_cancelled(r)]
         clips = []
-        for request in requests:
+        for request in live:
             tensor = pb_utils.get_input_tensor_by_name(request, self.settings.input_name)
             clips.append(None if tensor is None else tensor.as_numpy())
+        results = stanet_backend.infer_requests(self.run, clips, self.settings,
+                                                cancelled=lambda: all(_is_cancelled(r) for r in live))
+        by_request = dict(zip(map(id, live), results))
         responses = []
-        for result in stanet_backend.infer_requests(self.run, clips, self.settings):
+        for request in requests:
+            result = by_request.get(id(request)) or stanet_backend.RequestResult(
+                error="the request was cancelled", code=stanet_backend.CANCELLED)
             if result.error is not None:
                 responses.append(pb_utils.InferenceResponse(output_tensors=[], error=_error(result)))
             else:
@@ -44,4 +57,5 @@ class TritonPythonModel:
         return responses
 
     def finalize(self):
+        self.run.close()
         self.run = None

@@ -3,11 +3,21 @@ one onnxruntime session in a single call, and give every request its own outputs
 
 Runs inside Triton's python stub, where only numpy and onnxruntime exist: nothing from the stanet repository
 is imported, and the expected clip shape comes from config.pbtxt (`input.dims`), not from stanet.
+
+Every model call runs on a worker thread watched by a `Watchdog`: a call past its time budget, or one whose
+requests have all been cancelled by their clients, is ended (onnxruntime's RunOptions.terminate) and its
+requests answered with an error, so a hung call never holds the model forever. Outputs are checked to be
+finite before they leave. Error messages name shapes and types, never file paths.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -18,8 +28,18 @@ import onnxruntime as ort
 ONNX_FILE = "model.onnx"  # beside model.py in the version folder
 INTRA_OP_PARAMETER = "intra_op_thread_count"  # config.pbtxt `parameters`; "0" = every core we may use
 INTER_OP_PARAMETER = "inter_op_thread_count"
+TIME_BUDGET_PARAMETER = "time_budget_ms"  # the longest one model call may take before it is ended
+DEFAULT_TIME_BUDGET_MS = "30000"
+# For the fault tests only (tests/test_reliability.py); `stanet export` never writes it. "delay:<ms>" sleeps
+# before each call, "hang" never returns, "raise" fails each call, "nan" returns NaN outputs.
+FAULT_PARAMETER = "fault_injection"
+FAULT_MODES = ("none", "delay", "hang", "raise", "nan")
+WATCH_INTERVAL_S = 0.02
 
-Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
+# Result codes: what the adapter turns into a TritonError code.
+INVALID_ARG, INTERNAL, CANCELLED = "INVALID_ARG", "INTERNAL", "CANCELLED"
+
+Runner = Callable[[np.ndarray, "ort.RunOptions | None"], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -32,13 +52,28 @@ class BackendSettings:
     output_dtypes: dict[str, np.dtype]
     intra_op_threads: int
     inter_op_threads: int
+    time_budget_s: float = 30.0
+    fault: str = "none"  # one of FAULT_MODES
+    fault_delay_s: float = 0.0
 
 
 @dataclass
 class RequestResult:
     outputs: dict[str, np.ndarray] | None = None
     error: str | None = None
-    invalid_input: bool = False  # the request's own fault (INVALID_ARG), not the server's (INTERNAL)
+    code: str = INTERNAL  # with an error: INVALID_ARG (the request's own fault), CANCELLED or INTERNAL
+
+    @property
+    def invalid_input(self) -> bool:
+        return self.error is not None and self.code == INVALID_ARG
+
+
+class CallEnded(RuntimeError):
+    """A model call the watchdog ended (time budget or cancellation); `code` is the result code."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.code = code
 
 
 def available_cores() -> int:
@@ -49,9 +84,13 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _parameter(config: dict[str, Any], key: str, default: str) -> int:
+def _text_parameter(config: dict[str, Any], key: str, default: str) -> str:
     value = config.get("parameters", {}).get(key, {})
-    text = value.get("string_value", default) if isinstance(value, dict) else str(value)
+    return value.get("string_value", default) if isinstance(value, dict) else str(value)
+
+
+def _parameter(config: dict[str, Any], key: str, default: str) -> int:
+    text = _text_parameter(config, key, default)
     try:
         number = int(text)
     except ValueError:
@@ -59,6 +98,15 @@ def _parameter(config: dict[str, Any], key: str, default: str) -> int:
     if number < 0:
         raise ValueError(f"config parameter {key!r} must be >= 0, got {number}")
     return number
+
+
+def _fault(config: dict[str, Any]) -> tuple[str, float]:
+    text = _text_parameter(config, FAULT_PARAMETER, "none")
+    mode, _, value = text.partition(":")
+    if mode not in FAULT_MODES or (mode == "delay") != bool(value):
+        raise ValueError(f"config parameter {FAULT_PARAMETER!r} must be one of {FAULT_MODES} (delay as "
+                         f"'delay:<ms>'), got {text!r}")
+    return mode, (int(value) / 1000.0 if value else 0.0)
 
 
 def settings_from_config(config: dict[str, Any], dtypes: dict[str, np.dtype]) -> BackendSettings:
@@ -71,6 +119,10 @@ def settings_from_config(config: dict[str, Any], dtypes: dict[str, np.dtype]) ->
     if not outputs:
         raise ValueError("the model config declares no outputs")
     intra = _parameter(config, INTRA_OP_PARAMETER, "0")
+    budget_ms = _parameter(config, TIME_BUDGET_PARAMETER, DEFAULT_TIME_BUDGET_MS)
+    if budget_ms < 1:
+        raise ValueError(f"config parameter {TIME_BUDGET_PARAMETER!r} must be >= 1 (milliseconds)")
+    fault, fault_delay_s = _fault(config)
     return BackendSettings(
         input_name=clip["name"],
         input_dtype=np.dtype(dtypes[clip["name"]]),
@@ -80,6 +132,9 @@ def settings_from_config(config: dict[str, Any], dtypes: dict[str, np.dtype]) ->
         output_dtypes={name: np.dtype(dtypes[name]) for name in outputs},
         intra_op_threads=intra or available_cores(),
         inter_op_threads=_parameter(config, INTER_OP_PARAMETER, "1") or 1,
+        time_budget_s=budget_ms / 1000.0,
+        fault=fault,
+        fault_delay_s=fault_delay_s,
     )
 
 
@@ -91,10 +146,72 @@ def create_session(model_path: str | Path, settings: BackendSettings) -> ort.Inf
 
 
 def session_runner(session: ort.InferenceSession, settings: BackendSettings) -> Runner:
-    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(zip(settings.output_names, session.run(list(settings.output_names), {settings.input_name: batch})))
+    def run(batch: np.ndarray, run_options: ort.RunOptions | None = None) -> dict[str, np.ndarray]:
+        names = list(settings.output_names)
+        return dict(zip(names, session.run(names, {settings.input_name: batch}, run_options)))
 
-    return run
+    return with_fault(run, settings)
+
+
+def with_fault(run: Runner, settings: BackendSettings) -> Runner:
+    """`run` with the configured fault injected (the fault tests); `run` itself when there is none."""
+    if settings.fault == "none":
+        return run
+    never = threading.Event()
+
+    def faulty(batch: np.ndarray, run_options: ort.RunOptions | None = None) -> dict[str, np.ndarray]:
+        if settings.fault == "delay":
+            time.sleep(settings.fault_delay_s)
+        elif settings.fault == "hang":
+            never.wait()
+        elif settings.fault == "raise":
+            raise RuntimeError("injected fault")
+        outputs = run(batch, run_options)
+        if settings.fault == "nan":
+            outputs = {name: np.full_like(value, np.nan) for name, value in outputs.items()}
+        return outputs
+
+    return faulty
+
+
+class Watchdog:
+    """Runs model calls on a worker thread and ends a call that exceeds `budget_s`, or whose requests have all
+    been cancelled, by setting onnxruntime's RunOptions.terminate; the waiting requests are answered at
+    once. A call that does not return even then (a hang outside onnxruntime) keeps its thread; the next call
+    gets a fresh one."""
+
+    def __init__(self, run: Runner, budget_s: float):
+        self.run, self.budget_s = run, budget_s
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stanet-model")
+
+    def __call__(self, batch: np.ndarray, cancelled: Callable[[], bool] = lambda: False) -> dict[str, np.ndarray]:
+        options = ort.RunOptions()
+        future = self._executor.submit(self.run, batch, options)
+        deadline = time.monotonic() + self.budget_s
+        while True:
+            try:
+                return future.result(timeout=WATCH_INTERVAL_S)
+            except FutureTimeout:
+                if cancelled():
+                    self._abandon(future, options)
+                    raise CallEnded("the request was cancelled", CANCELLED) from None
+                if time.monotonic() > deadline:
+                    self._abandon(future, options)
+                    raise CallEnded(f"the model call exceeded its time budget of {self.budget_s:g} s and was "
+                                    f"ended", INTERNAL) from None
+
+    def _abandon(self, future, options: ort.RunOptions) -> None:
+        options.terminate = True
+        try:
+            future.result(timeout=1.0)  # onnxruntime stops at its next operator
+        except FutureTimeout:  # stuck elsewhere: leave the thread, take a new one
+            self._executor.shutdown(wait=False)
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stanet-model")
+        except Exception:  # noqa: BLE001 - the terminated run's own error; already answered
+            pass
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False)
 
 
 def check_clip(clip: np.ndarray | None, settings: BackendSettings) -> str | None:
@@ -108,27 +225,51 @@ def check_clip(clip: np.ndarray | None, settings: BackendSettings) -> str | None
         return f"input {settings.input_name!r} has shape {list(clip.shape)}, expected {expected}"
     if clip.dtype != settings.input_dtype:
         return f"input {settings.input_name!r} has type {clip.dtype}, expected {settings.input_dtype}"
+    if np.issubdtype(clip.dtype, np.floating) and not np.all(np.isfinite(clip)):
+        return f"input {settings.input_name!r} holds NaN or infinite values; expected finite pixel values"
     return None
 
 
-def infer_requests(run: Runner, clips: list[np.ndarray | None], settings: BackendSettings) -> list[RequestResult]:
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[\w.@+-]+){2,}/?")
+
+
+def scrub(message: str) -> str:
+    """An error message fit for a client: file system paths replaced, first line only, bounded length."""
+    first = (message.strip().splitlines() or [""])[0]
+    return _PATH.sub("<path>", first)[:300]
+
+
+def infer_requests(run: Callable[..., dict[str, np.ndarray]], clips: list[np.ndarray | None],
+                   settings: BackendSettings, *, cancelled: Callable[[], bool] = lambda: False) -> list[RequestResult]:
     """One result per request, in order. Valid requests are concatenated and run once; a bad request gets its
-    own error and does not fail the others."""
-    results = [RequestResult(error=problem, invalid_input=True) if (problem := check_clip(clip, settings)) else None
+    own error and does not fail the others. `run(batch, cancelled)` is a Watchdog (or a plain function of the
+    batch); `cancelled()` says whether every valid request's client has gone."""
+    results = [RequestResult(error=problem, code=INVALID_ARG) if (problem := check_clip(clip, settings)) else None
                for clip in clips]
     valid = [i for i, result in enumerate(results) if result is None]
     if not valid:
         return results
     sizes = [len(clips[i]) for i in valid]
+    batch = np.concatenate([clips[i] for i in valid])  # (sum of sizes, ...)
     try:
-        outputs = run(np.concatenate([clips[i] for i in valid]))  # (sum of sizes, ...)
+        outputs = run(batch, cancelled) if isinstance(run, Watchdog) else run(batch)
+    except CallEnded as exc:
+        for i in valid:
+            results[i] = RequestResult(error=str(exc), code=exc.code)
+        return results
     except Exception as exc:  # noqa: BLE001 - reported to every request of the batch, the server keeps running
         for i in valid:
-            results[i] = RequestResult(error=f"onnxruntime failed on a batch of {sum(sizes)} clips: {exc}")
+            results[i] = RequestResult(error=f"the model failed on a batch of {sum(sizes)} clips: {scrub(str(exc))}")
         return results
     splits = np.cumsum(sizes)[:-1]
     parts = {name: np.split(outputs[name].astype(settings.output_dtypes[name], copy=False), splits)
              for name in settings.output_names}
     for k, i in enumerate(valid):
-        results[i] = RequestResult(outputs={name: parts[name][k] for name in settings.output_names})
+        mine = {name: parts[name][k] for name in settings.output_names}
+        bad = [name for name, value in mine.items() if not np.all(np.isfinite(value))]
+        if bad:
+            results[i] = RequestResult(error=f"the model produced NaN or infinite values in {bad} for this request; "
+                                             f"they are not returned")
+        else:
+            results[i] = RequestResult(outputs=mine)
     return results
