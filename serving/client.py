@@ -56,6 +56,24 @@ class ServedModel:
     attention_hw: tuple[int, int]
 
 
+def add_tls_arguments(parser) -> None:
+    """--tls-ca / --tls-cert / --tls-key for a CLI that calls the server."""
+    group = parser.add_argument_group("TLS (PEM files; any of them turns TLS on)")
+    group.add_argument("--tls-ca", help="CA that signed the server's certificate (default: the system's roots)")
+    group.add_argument("--tls-cert", help="client certificate, for a server requiring mutual TLS")
+    group.add_argument("--tls-key", help="the client certificate's private key")
+
+
+def tls_arguments(args) -> dict[str, Any]:
+    """StanetClient keyword arguments from add_tls_arguments' options."""
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together")
+    if not any((args.tls_ca, args.tls_cert)):
+        return {}
+    return {"ssl": True, "root_certificates": args.tls_ca, "private_key": args.tls_key,
+            "certificate_chain": args.tls_cert}
+
+
 def _status(exc: InferenceServerException) -> str:
     status = exc.status() or "UNKNOWN"
     return status.removeprefix("StatusCode.")
@@ -86,7 +104,8 @@ class StanetClient:
     def __init__(self, url: str = DEFAULT_URL, model: str = DEFAULT_MODEL, version: str = "", *,
                  timeout_s: float = DEFAULT_TIMEOUT_S, retries: int = DEFAULT_RETRIES,
                  backoff_s: float = DEFAULT_BACKOFF_S, headers: dict[str, str] | None = None,
-                 ssl: bool = False, root_certificates: str | None = None):
+                 ssl: bool = False, root_certificates: str | None = None, private_key: str | None = None,
+                 certificate_chain: str | None = None):
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         if retries < 0:
@@ -94,7 +113,10 @@ class StanetClient:
         self.url, self.model_name, self.version = url, model, version
         self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
         self.headers = headers
-        self._client = grpcclient.InferenceServerClient(url, ssl=ssl, root_certificates=root_certificates)
+        # TLS: root_certificates verifies the server; private_key + certificate_chain are this client's
+        # certificate under mutual TLS (PEM file paths).
+        self._client = grpcclient.InferenceServerClient(url, ssl=ssl, root_certificates=root_certificates,
+                                                        private_key=private_key, certificate_chain=certificate_chain)
         self._model: ServedModel | None = None
 
     def close(self) -> None:

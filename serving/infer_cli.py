@@ -13,7 +13,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from serving.client import DEFAULT_MODEL, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, DEFAULT_URL, StanetClient
+from serving.client import (DEFAULT_MODEL, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, DEFAULT_URL, StanetClient,
+                            add_tls_arguments, tls_arguments)
 from serving.errors import ServingError
 from serving.results import VideoPrediction
 from stanet.video import VideoDecodeError
@@ -37,7 +38,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                         help="wait up to this long for the server to become ready (default: 0, check once)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_tls_arguments(parser)
     args = parser.parse_args(argv)
+    try:
+        args.tls = tls_arguments(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.concurrency < 1:
         parser.error(f"--concurrency must be >= 1, got {args.concurrency}")
     if args.timeout <= 0:
@@ -83,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     def client() -> StanetClient:  # one per worker thread
         if not hasattr(local, "client"):
             local.client = StanetClient(args.url, args.model, args.model_version, timeout_s=args.timeout,
-                                        retries=args.retries)
+                                        retries=args.retries, **args.tls)
             with lock:
                 clients.append(local.client)
         return local.client

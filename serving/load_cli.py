@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.client import DEFAULT_MODEL, DEFAULT_URL, StanetClient
+from serving.client import DEFAULT_MODEL, DEFAULT_URL, StanetClient, add_tls_arguments, tls_arguments
 from serving.errors import ServingError
 from serving.loadgen import DEFAULT_METRICS_PORT, ClientMetrics, closed_loop
 from stanet.video import VideoDecodeError
@@ -35,7 +35,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--metrics-address", default="127.0.0.1", help="default: 127.0.0.1")
     parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                         help="wait up to this long for the server to become ready (default: 0)")
+    add_tls_arguments(parser)
     args = parser.parse_args(argv)
+    try:
+        args.tls = tls_arguments(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.concurrency < 1 or args.batch_size < 1 or args.duration <= 0:
         parser.error("--concurrency and --batch-size must be >= 1 and --duration > 0")
     return args
@@ -53,7 +58,7 @@ def load_clips(client: StanetClient, videos: list[Path], count: int = 8) -> np.n
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        with StanetClient(args.url, args.model, timeout_s=args.timeout) as client:
+        with StanetClient(args.url, args.model, timeout_s=args.timeout, **args.tls) as client:
             client.wait_until_ready(args.wait)
             clips = load_clips(client, args.videos)
     except (ServingError, VideoDecodeError) as exc:
@@ -74,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"stanet load: {args.concurrency} in flight, {args.batch_size} clip(s) per request, for "
           f"{args.duration:g} s against {args.url}...", flush=True)
     result = closed_loop(args.url, args.model, clips, concurrency=args.concurrency, duration_s=args.duration,
-                         metrics=metrics, batch_size=args.batch_size, timeout_s=args.timeout, stop=stop)
+                         metrics=metrics, batch_size=args.batch_size, timeout_s=args.timeout, stop=stop,
+                         client_options=args.tls)
     metrics.close()
     print(f"stanet load: {result.summary()}")
     return 0

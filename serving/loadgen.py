@@ -70,7 +70,7 @@ class LoadResult:
 
 def closed_loop(url: str, model: str, clips: np.ndarray, *, concurrency: int, duration_s: float,
                 metrics: ClientMetrics | None = None, batch_size: int = 1, timeout_s: float = 30.0,
-                stop: threading.Event | None = None) -> LoadResult:
+                stop: threading.Event | None = None, client_options: dict | None = None) -> LoadResult:
     """Send `clips` (N, T, H, W, 3) uint8 round-robin, `batch_size` per request, from `concurrency` workers
     until `duration_s` passes or `stop` is set. Errors are counted by code, never raised."""
     if concurrency < 1 or batch_size < 1 or duration_s <= 0:
@@ -81,7 +81,7 @@ def closed_loop(url: str, model: str, clips: np.ndarray, *, concurrency: int, du
     deadline = time.monotonic() + duration_s
 
     def worker(offset: int) -> None:
-        with StanetClient(url, model, timeout_s=timeout_s, retries=0) as client:
+        with StanetClient(url, model, timeout_s=timeout_s, retries=0, **(client_options or {})) as client:
             i = offset * batch_size
             while not stop.is_set() and time.monotonic() < deadline:
                 batch = clips[np.arange(i, i + batch_size) % len(clips)]  # (batch_size, T, H, W, 3)

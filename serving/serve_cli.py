@@ -1,20 +1,28 @@
 """`stanet serve`: the embedded CPU Triton over a model repository, until Ctrl-C or SIGTERM.
 
-Exit codes: 0 stopped on request after in-flight requests finished; 1 Triton failed or exited on its own;
-2 bad input (repository, ports, missing Triton environment).
+While it serves, a Triton that stays not-ready (a crashed python-backend stub: this Triton does not restart
+it) is reported with its errors and restarted, at most MAX_RESTARTS times in RESTART_WINDOW_S.
+
+Exit codes: 0 stopped on request after in-flight requests finished; 1 Triton failed, exited on its own or
+kept failing; 2 bad input (repository, ports, TLS files, missing Triton environment).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from serving.errors import ServingError
 from serving.server import (ADMIN_HEADER_KEY, ADMIN_TOKEN_VARIABLE, DEFAULT_ADDRESS, DEFAULT_EXIT_TIMEOUT_S,
-                            DEFAULT_GRPC_PORT, DEFAULT_METRICS_PORT, ServerOptions, TritonServer)
+                            DEFAULT_GRPC_PORT, DEFAULT_METRICS_PORT, ServerOptions, TlsFiles, TritonServer)
 from serving.triton_env import TRITON_ENV_VARIABLE, find_triton
+
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 600.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,17 +47,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log-file", type=Path, help="Triton's log (default: a file in a temporary directory, "
                                                       "removed on a clean exit)")
     parser.add_argument("--log-verbose", type=int, default=0, help="Triton's verbose log level (default: 0)")
-    return parser.parse_args(argv)
+    tls = parser.add_argument_group("TLS for gRPC (PEM files)")
+    tls.add_argument("--tls-cert", type=Path, help="server certificate chain; with --tls-key, gRPC uses TLS")
+    tls.add_argument("--tls-key", type=Path, help="server private key")
+    tls.add_argument("--tls-client-ca", type=Path, help="mutual TLS: accept only clients whose certificate this CA signed")
+    tls.add_argument("--tls-ca", type=Path, help="CA of the server certificate, for stanet serve's own health checks "
+                                                 "(default: the certificate itself)")
+    tls.add_argument("--tls-probe-cert", type=Path, help="mutual TLS: client certificate for the health checks")
+    tls.add_argument("--tls-probe-key", type=Path, help="mutual TLS: its private key")
+    args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_cert is None and any((args.tls_client_ca, args.tls_ca, args.tls_probe_cert, args.tls_probe_key)):
+        parser.error("the --tls-* options need --tls-cert and --tls-key")
+    return args
+
+
+def _tls(args: argparse.Namespace) -> TlsFiles | None:
+    if args.tls_cert is None:
+        return None
+    return TlsFiles(cert=args.tls_cert, key=args.tls_key, client_ca=args.tls_client_ca, ca=args.tls_ca,
+                    probe_cert=args.tls_probe_cert, probe_key=args.tls_probe_key)
+
+
+def _errors(server: TritonServer) -> str:
+    errors = server.errors()
+    return "; ".join(errors[-3:]) if errors else "a python-backend stub process died"
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
-
     args = parse_args(argv)
     options = ServerOptions(repository=args.repository, address=args.address, grpc_port=args.grpc_port,
                             metrics_port=args.metrics_port, exit_timeout_s=args.exit_timeout,
                             admin_token=os.environ.get(ADMIN_TOKEN_VARIABLE) or None,
-                            log_verbose=args.log_verbose)
+                            log_verbose=args.log_verbose, tls=_tls(args))
     stop_requested = []
     server: TritonServer | None = None
 
@@ -81,15 +112,40 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stanet serve: error: {exc}", file=sys.stderr)
         return 1
     models = ", ".join(f"{m.name} (version {m.versions[-1]})" for m in server.models)
-    print(f"stanet serve: ready. gRPC {options.grpc_url} (models: {models}); metrics {options.metrics_url}. "
+    scheme = ("mutual TLS" if options.tls.client_ca else "TLS") if options.tls else "plaintext"
+    print(f"stanet serve: ready. gRPC {options.grpc_url} ({scheme}; models: {models}); metrics {options.metrics_url}. "
           f"Ctrl-C or SIGTERM stops.", flush=True)
     if not options.admin_token:
         print(f"stanet serve: shared-memory, model-repository, trace and logging APIs are off (set "
               f"${ADMIN_TOKEN_VARIABLE} to allow them with the gRPC header "
               f"triton-grpc-protocol-{ADMIN_HEADER_KEY})", flush=True)
+    restarts: list[float] = []
+    while True:
+        event = server.watch(stop_requested)
+        if event != "unhealthy":
+            break
+        now = time.monotonic()
+        restarts = [t for t in restarts if now - t < RESTART_WINDOW_S] + [now]
+        if len(restarts) > MAX_RESTARTS:
+            server.stop(keep_workdir=True)
+            print(f"stanet serve: error: Triton was not ready again ({_errors(server)}); it has been restarted "
+                  f"{MAX_RESTARTS} times in {RESTART_WINDOW_S / 60:.0f} minutes: giving up (log "
+                  f"{server.log_path})", file=sys.stderr)
+            return 1
+        print(f"stanet serve: Triton is not ready ({_errors(server)}); restarting it "
+              f"({len(restarts)} of at most {MAX_RESTARTS} in {RESTART_WINDOW_S / 60:.0f} minutes)", flush=True)
+        server.stop()
+        try:
+            server.start()
+            server.wait_until_ready(args.startup_timeout)
+        except ServingError as exc:
+            server.stop(keep_workdir=True)
+            print(f"stanet serve: error: the restart failed: {exc}", file=sys.stderr)
+            return 1
+        print(f"stanet serve: ready again (pid {server.pid}, log {server.log_path})", flush=True)
     code = server.process.wait()
     log_tail = server.log_tail()
-    if stop_requested:
+    if event == "stopped":
         server.stop()
         print(f"stanet serve: stopped (Triton exit code {code})", flush=True)
         return 0 if code == 0 else 1
@@ -97,7 +153,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"stanet serve: error: tritonserver exited on its own with code {code}; the end of its log "
           f"({server.log_path}):\n{log_tail}", file=sys.stderr)
     return 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,6 +14,7 @@ On SIGTERM Triton stops accepting new requests and lets in-flight ones finish fo
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import signal
@@ -41,6 +42,37 @@ LOG_TAIL_LINES = 25
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """gRPC TLS: the server's certificate and key (PEM files); with `client_ca`, mutual TLS (clients must
+    present a certificate that CA signed). `ca` verifies the server's certificate in stanet serve's own health
+    checks (default: the certificate itself, for a self-signed one); under mutual TLS those checks present
+    `probe_cert` / `probe_key`."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+    ca: Path | None = None
+    probe_cert: Path | None = None
+    probe_key: Path | None = None
+
+    def problems(self) -> list[str]:
+        found = [f"{name} {path} is not a readable file" for name, path in
+                 (("--tls-cert", self.cert), ("--tls-key", self.key), ("--tls-client-ca", self.client_ca),
+                  ("--tls-ca", self.ca), ("--tls-probe-cert", self.probe_cert), ("--tls-probe-key", self.probe_key))
+                 if path is not None and not Path(path).is_file()]
+        if self.client_ca is not None and (self.probe_cert is None or self.probe_key is None):
+            found.append("mutual TLS (--tls-client-ca) needs --tls-probe-cert and --tls-probe-key: a client "
+                         "certificate stanet serve presents for its own health checks")
+        return found
+
+    def client_arguments(self) -> dict:
+        """Keyword arguments of tritonclient's InferenceServerClient for the health checks."""
+        return {"ssl": True, "root_certificates": str(self.ca or self.cert),
+                "private_key": str(self.probe_key) if self.probe_key else None,
+                "certificate_chain": str(self.probe_cert) if self.probe_cert else None}
+
+
+@dataclass(frozen=True)
 class ServerOptions:
     repository: Path
     address: str = DEFAULT_ADDRESS
@@ -49,6 +81,7 @@ class ServerOptions:
     exit_timeout_s: int = DEFAULT_EXIT_TIMEOUT_S
     admin_token: str | None = None  # None: a random one
     log_verbose: int = 0
+    tls: TlsFiles | None = None
 
     @property
     def grpc_url(self) -> str:
@@ -84,7 +117,51 @@ def triton_command(install: TritonInstall, options: ServerOptions, backend_dir: 
         "--metrics-config=summary_latencies=true",
         f"--metrics-config=summary_quantiles={SUMMARY_QUANTILES}",
         f"--log-verbose={options.log_verbose}",
+        *_tls_flags(options.tls),
     ]
+
+
+def _tls_flags(tls: TlsFiles | None) -> list[str]:
+    if tls is None:
+        return []
+    flags = ["--grpc-use-ssl=true", f"--grpc-server-cert={Path(tls.cert).absolute()}",
+             f"--grpc-server-key={Path(tls.key).absolute()}"]
+    if tls.client_ca is not None:
+        flags += ["--grpc-use-ssl-mutual=true", f"--grpc-root-cert={Path(tls.client_ca).absolute()}"]
+    return flags
+
+
+# Triton's error lines ("E1125 18:39:49.813786 18062 file.cc:642] "message""), minus the CUDA warnings every
+# CPU-only start logs.
+_ERROR_LINE = re.compile(r'^E\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] "?(.*?)"?$')
+_CUDA_NOISE = re.compile(r"cuda|CudaDriverHelper|GPU", re.IGNORECASE)
+
+
+def triton_errors(log_text: str) -> list[str]:
+    """The messages of Triton's error lines in a log, CUDA noise left out."""
+    found = []
+    for line in log_text.splitlines():
+        match = _ERROR_LINE.match(line)
+        if match and not _CUDA_NOISE.search(match.group(1)):
+            found.append(match.group(1))
+    return found
+
+
+def stub_pids(parent: int) -> list[int]:
+    """Live python-backend stub processes whose parent is `parent` (from /proc; Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
+        if int(fields[1]) == parent and fields[0] != "Z" and b"triton_python_backend_stub" in command:
+            found.append(int(entry.name))
+    return found
 
 
 def check_port_free(address: str, port: int, what: str) -> None:
@@ -98,13 +175,16 @@ def check_port_free(address: str, port: int, what: str) -> None:
                                f"may be running there: stop it or choose another port with {flag}") from None
 
 
-def _server_ready(url: str, timeout_s: float) -> bool:
+def _server_ready(url: str, timeout_s: float, tls: TlsFiles | None = None, models: tuple[str, ...] = ()) -> bool:
+    """Server ready and every model in `models` ready: this Triton keeps reporting the server ready after a
+    model's python-backend stub has died, but not the model."""
     import tritonclient.grpc as grpcclient  # imported here: --help needs no gRPC
     from tritonclient.utils import InferenceServerException
 
-    client = grpcclient.InferenceServerClient(url)
+    client = grpcclient.InferenceServerClient(url, **(tls.client_arguments() if tls else {}))
     try:
-        return bool(client.is_server_ready(client_timeout=timeout_s))
+        return bool(client.is_server_ready(client_timeout=timeout_s)
+                    and all(client.is_model_ready(m, client_timeout=timeout_s) for m in models))
     except InferenceServerException:
         return False
     finally:
@@ -134,6 +214,8 @@ class TritonServer:
 
     def start(self) -> None:
         """Check the repository, ports and installation, then launch tritonserver (not yet ready)."""
+        if self.options.tls is not None and self.options.tls.problems():
+            raise ServingError("; ".join(self.options.tls.problems()))
         self.models = check_repository(self.options.repository)
         check_port_free(self.options.address, self.options.grpc_port, "gRPC")
         check_port_free(self.options.address, self.options.metrics_port, "metrics")
@@ -157,16 +239,29 @@ class TritonServer:
         text = self._log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
 
+    def errors(self) -> list[str]:
+        """Triton's error messages so far (from its log)."""
+        if self._log_path is None or not self._log_path.exists():
+            return []
+        return triton_errors(self._log_path.read_text(errors="replace"))
+
+    def is_ready(self) -> bool:
+        return self.process is not None and self.process.poll() is None and _server_ready(
+            self.options.grpc_url, timeout_s=1.0, tls=self.options.tls, models=tuple(m.name for m in self.models))
+
     def wait_until_ready(self, timeout_s: float = 120.0) -> None:
-        """Block until every model is loaded (strict readiness); ServingError with Triton's log if it exits
-        or is not ready in time."""
+        """Block until every model is loaded (strict readiness); ServingError with Triton's errors (or the
+        end of its log) if it exits or is not ready in time."""
         deadline = time.monotonic() + timeout_s
         while True:
             code = self.process.poll()
             if code is not None:
-                raise ServingError(f"tritonserver exited with code {code} while starting; the end of its log "
-                                   f"({self._log_path}):\n{self.log_tail()}")
-            if _server_ready(self.options.grpc_url, timeout_s=1.0):
+                errors = self.errors()
+                detail = ("\n  ".join(["Triton's errors:", *errors]) if errors else
+                          f"the end of its log:\n{self.log_tail()}")
+                raise ServingError(f"tritonserver exited with code {code} while starting (log {self._log_path}); "
+                                   f"{detail}")
+            if self.is_ready():
                 return
             if time.monotonic() > deadline:
                 tail = self.log_tail()
@@ -174,6 +269,33 @@ class TritonServer:
                 raise ServingError(f"tritonserver was not ready within {timeout_s:.0f} s; the end of its log "
                                    f"({self._log_path}):\n{tail}")
             time.sleep(0.2)
+
+    def stub_pids(self) -> list[int]:
+        """The python-backend stub processes (one per model instance) Triton has started."""
+        return stub_pids(self.pid) if self.pid is not None else []
+
+    def watch(self, stop: list, poll_s: float = 2.0, unhealthy_after_s: float = 6.0) -> str:
+        """Wait while Triton runs and is ready. Returns "stopped" (exited after a stop request: `stop` is not
+        empty), "exited" (exited on its own) or "unhealthy": a python-backend stub died (this Triton neither
+        restarts it nor stops reporting ready; its requests fail with "Stub process ... is not healthy"), or
+        Triton was not ready for `unhealthy_after_s`."""
+        not_ready_since, stubs = None, len(self.stub_pids())
+        while True:
+            try:
+                self.process.wait(timeout=poll_s)
+                return "stopped" if stop else "exited"
+            except subprocess.TimeoutExpired:
+                pass
+            if stop:
+                continue
+            if len(self.stub_pids()) < stubs:
+                return "unhealthy"
+            if self.is_ready():
+                not_ready_since = None
+            elif not_ready_since is None:
+                not_ready_since = time.monotonic()
+            elif time.monotonic() - not_ready_since >= unhealthy_after_s:
+                return "unhealthy"
 
     def terminate(self) -> None:
         """Ask Triton to stop (SIGTERM): new requests are refused, in-flight ones finish."""

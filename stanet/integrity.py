@@ -53,7 +53,10 @@ def external_data_problems(onnx_path: str | Path) -> list[str]:
     import onnx  # the serving side has onnx; only this check needs it
 
     onnx_path = Path(onnx_path)
-    model = onnx.load(str(onnx_path), load_external_data=False)
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
+        return [f"{onnx_path}: not a readable ONNX model ({type(exc).__name__})"]
     folder = onnx_path.parent.resolve()
     problems = []
     for tensor in model.graph.initializer:

@@ -20,6 +20,23 @@ def _error(result):
     return pb_utils.TritonError(result.error) if code is None else pb_utils.TritonError(result.error, code)
 
 
+ERROR_METRIC = "stanet_backend_errors"  # the Prometheus rules in deploy/ read it
+
+
+def _error_counters(args):
+    """One counter per error code. This Triton counts a request answered with an error response as a
+    success in nv_inference_request_*; these counters make such errors visible (created at 0)."""
+    family_type = getattr(pb_utils, "MetricFamily", None)  # custom metrics: Triton >= 23.05
+    if family_type is None:
+        return None, {}
+    family = family_type(name=ERROR_METRIC, description="Requests the stanet model answered with an error, by code",
+                         kind=family_type.COUNTER)
+    codes = (stanet_backend.INVALID_ARG, stanet_backend.INTERNAL, stanet_backend.CANCELLED)
+    # The family must outlive its metrics: both are kept on the model.
+    return family, {code: family.Metric(labels={"model": args["model_name"], "version": args["model_version"],
+                                                "code": code}) for code in codes}
+
+
 def _is_cancelled(request):
     check = getattr(request, "is_cancelled", None)  # Triton >= 23.10
     return bool(check and check())
@@ -34,8 +51,16 @@ class TritonPythonModel:
         session = stanet_backend.create_session(Path(__file__).with_name(stanet_backend.ONNX_FILE), self.settings)
         self.run = stanet_backend.Watchdog(stanet_backend.session_runner(session, self.settings),
                                            self.settings.time_budget_s)
+        self.error_family, self.error_counters = _error_counters(args)
 
     def execute(self, requests):
+        try:
+            return self._execute(requests)
+        except Exception as exc:  # noqa: BLE001 - never let Triton print a traceback (with paths) to clients
+            result = stanet_backend.RequestResult(error=f"the model failed: {stanet_backend.scrub(str(exc))}")
+            return [pb_utils.InferenceResponse(output_tensors=[], error=_error(result)) for _ in requests]
+
+    def _execute(self, requests):
         # Requests whose clients cancelled while queued are answered without running the model.
         live = [r for r in requests if not _is_cancelled(r)]
         clips = []
@@ -50,6 +75,8 @@ class TritonPythonModel:
             result = by_request.get(id(request)) or stanet_backend.RequestResult(
                 error="the request was cancelled", code=stanet_backend.CANCELLED)
             if result.error is not None:
+                if result.code in self.error_counters:
+                    self.error_counters[result.code].increment(1)
                 responses.append(pb_utils.InferenceResponse(output_tensors=[], error=_error(result)))
             else:
                 tensors = [pb_utils.Tensor(name, array) for name, array in result.outputs.items()]
@@ -59,3 +86,5 @@ class TritonPythonModel:
     def finalize(self):
         self.run.close()
         self.run = None
+        self.error_counters = {}  # metrics before their family
+        self.error_family = None

@@ -203,7 +203,7 @@ class Watchdog:
     def _abandon(self, future, options: ort.RunOptions) -> None:
         options.terminate = True
         try:
-            future.result(timeout=1.0)  # onnxruntime stops at its next operator
+            future.result(timeout=0.2)  # onnxruntime stops at its next operator
         except FutureTimeout:  # stuck elsewhere: leave the thread, take a new one
             self._executor.shutdown(wait=False)
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stanet-model")

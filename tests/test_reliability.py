@@ -1,0 +1,554 @@
+"""Reliability and security against the real embedded Triton (docs: ../shared/docs/reliability.md §5, rows
+I, O, F and S). One server holds the normal model and variants with injected faults (the backend's
+`fault_injection` parameter, which exports never write). After every test on it: live and ready, a good
+request succeeds and no request is left pending."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2, service_pb2, service_pb2_grpc
+from tritonclient.utils import InferenceServerException
+
+from export.python_backend.stanet_backend import FAULT_PARAMETER, TIME_BUDGET_PARAMETER
+from helpers import free_port, http_get, wait_for
+from serving.client import StanetClient
+from serving.errors import ServingError
+from serving.server import ADMIN_HEADER_KEY, ServerOptions, TritonServer, stub_pids
+from stanet.integrity import MANIFEST_FILE, manifest_text
+
+pytestmark = pytest.mark.slow
+PROJECT = Path(__file__).resolve().parents[1]
+CLIP = (16, 32, 32, 3)  # the served_repository model's clip
+ADMIN_TOKEN = "reliability-admin-token"
+MESSAGES: list[str] = []  # every error message a client saw (S5 scans them)
+
+
+def _variant(repository: Path, name: str, *, max_batch: int | None = None, parameters: dict[str, str] = None):
+    """A copy of the `stanet` model under another name, with another batch limit or backend parameters."""
+    shutil.copytree(repository / "stanet", repository / name)
+    config = model_config_pb2.ModelConfig()
+    text_format.Parse((repository / name / "config.pbtxt").read_text(), config)
+    config.name = name
+    if max_batch is not None:
+        config.max_batch_size = max_batch
+        config.dynamic_batching.default_queue_policy.max_queue_size = 4 * max_batch
+    for key, value in (parameters or {}).items():
+        config.parameters[key].string_value = value
+    if FAULT_PARAMETER in (parameters or {}):
+        del config.model_warmup[:]  # a faulty model would fail its warmup and never load
+    (repository / name / "config.pbtxt").write_text(text_format.MessageToString(config))
+
+
+@pytest.fixture(scope="module")
+def repository(served_repository, tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("reliability") / "models"
+    shutil.copytree(served_repository, repo)
+    _variant(repo, "stanet_queue", max_batch=1, parameters={FAULT_PARAMETER: "delay:300"})
+    _variant(repo, "stanet_slow", max_batch=1, parameters={FAULT_PARAMETER: "delay:3000"})
+    _variant(repo, "stanet_raise", parameters={FAULT_PARAMETER: "raise"})
+    _variant(repo, "stanet_nan", parameters={FAULT_PARAMETER: "nan"})
+    _variant(repo, "stanet_hang", parameters={FAULT_PARAMETER: "hang", TIME_BUDGET_PARAMETER: "1500"})
+    return repo
+
+
+@pytest.fixture(scope="module")
+def server(repository):
+    options = ServerOptions(repository=repository, grpc_port=free_port(), metrics_port=free_port(),
+                            exit_timeout_s=5, admin_token=ADMIN_TOKEN)
+    with TritonServer(options) as running:
+        yield running
+
+
+def clip_input(batch: int = 1, shape=CLIP, dtype="UINT8", name="clip", data=None):
+    data = np.zeros((batch, *shape), np.uint8 if dtype == "UINT8" else np.float32) if data is None else data
+    tensor = grpcclient.InferInput(name, list(data.shape), dtype)
+    tensor.set_data_from_numpy(data)
+    return tensor
+
+
+def infer(server, model="stanet", inputs=None, **kwargs):
+    with grpcclient.InferenceServerClient(server.options.grpc_url) as client:
+        return client.infer(model, [clip_input()] if inputs is None else inputs, client_timeout=kwargs.pop(
+            "client_timeout", 30), **kwargs)
+
+
+def refused(server, status: str, pattern: str, **kwargs) -> str:
+    with pytest.raises(InferenceServerException) as caught:
+        infer(server, **kwargs)
+    message = caught.value.message() or ""
+    MESSAGES.append(message)
+    assert caught.value.status() == f"StatusCode.{status}", (caught.value.status(), message)
+    assert re.search(pattern, message), message
+    return message
+
+
+def metric(server, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` carrying `labels`."""
+    text = http_get(server.options.metrics_url)
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()))
+
+
+@pytest.fixture(autouse=True)
+def server_still_serves(request):
+    """After each test that used the shared server: live, ready, a good request answered, nothing pending."""
+    yield
+    if "server" not in request.fixturenames:
+        return
+    server = request.getfixturevalue("server")
+    with grpcclient.InferenceServerClient(server.options.grpc_url) as client:
+        assert client.is_server_live(client_timeout=10) and client.is_server_ready(client_timeout=10)
+    assert infer(server).as_numpy("probabilities").shape == (1, 8)
+    wait_for(lambda: all(metric(server, "nv_inference_pending_request_count", model=m) == 0
+                         for m in ("stanet", "stanet_queue", "stanet_slow")), 15, what="no pending request")
+
+
+# I: bad input ---------------------------------------------------------------------------------------------
+
+def test_i3_byte_size_that_does_not_match_the_shape_is_refused(server):
+    channel = grpc.insecure_channel(server.options.grpc_url)
+    stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+    size = int(np.prod(CLIP))
+    for contents in (b"\0" * (size - 7), b"\0" * (size + 7)):
+        request = service_pb2.ModelInferRequest(model_name="stanet")
+        tensor = request.inputs.add(name="clip", datatype="UINT8")
+        tensor.shape.extend([1, *CLIP])
+        request.raw_input_contents.append(contents)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ModelInfer(request, timeout=30)
+        MESSAGES.append(caught.value.details())
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert f"Expected {size}, got {len(contents)}" in caught.value.details()
+    channel.close()
+
+
+@pytest.mark.parametrize("shape, pattern", [
+    ((0, *CLIP), r"batch-size|batch size|Expected \[-1,16,32,32,3\]|byte size"),
+    ((1, 16, -1, 32, 3), r"."),
+    ((1, *CLIP, 1), r"Expected \[-1,16,32,32,3\]"),
+])
+def test_i5_batch_zero_negative_dims_and_wrong_rank_are_refused(server, shape, pattern):
+    channel = grpc.insecure_channel(server.options.grpc_url)
+    stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+    request = service_pb2.ModelInferRequest(model_name="stanet")
+    tensor = request.inputs.add(name="clip", datatype="UINT8")
+    tensor.shape.extend(shape)
+    request.raw_input_contents.append(b"\0" * max(int(np.prod([abs(d) for d in shape])), 0))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ModelInfer(request, timeout=30)
+    MESSAGES.append(caught.value.details())
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    assert re.search(pattern, caught.value.details())
+    channel.close()
+
+
+def test_i4_unknown_output_and_extra_input_are_named(server):
+    refused(server, "INVALID_ARGUMENT", r"unexpected inference output 'attention'",
+            outputs=[grpcclient.InferRequestedOutput("attention")])
+    refused(server, "INVALID_ARGUMENT", r"expected 1 inputs but got 2 inputs|unexpected inference input 'extra'",
+            inputs=[clip_input(), clip_input(name="extra")])
+
+
+def _rss_kb(pid: int) -> int:
+    text = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", text).group(1))
+
+
+def test_i7_oversize_messages_are_refused_without_memory_growth(server):
+    before = _rss_kb(server.pid)
+    largest = 4 * int(np.prod(CLIP))  # the largest legal batch in bytes
+    for batch in (8, 4 + (64 << 20) // int(np.prod(CLIP))):  # 2x the largest, and 64 MiB over it
+        data = np.zeros((batch, *CLIP), np.uint8)
+        refused(server, "INVALID_ARGUMENT", r"batch-size must be <= 4", inputs=[clip_input(data=data)])
+    growth_mb = (_rss_kb(server.pid) - before) / 1024
+    assert growth_mb < 150, growth_mb  # the 64 MiB request is parsed once, not kept
+    assert largest < (64 << 20)
+
+
+def test_i8_mutated_requests_and_garbage_bytes_never_break_the_server(server):
+    """Seeded bit flips of a valid serialized ModelInferRequest sent as raw bytes, and random bytes to the
+    port: every call ends (answer or error) within its deadline and the server keeps serving."""
+    request = service_pb2.ModelInferRequest(model_name="stanet")
+    tensor = request.inputs.add(name="clip", datatype="UINT8")
+    tensor.shape.extend([1, *CLIP])
+    request.raw_input_contents.append(np.random.default_rng(0).integers(0, 256, int(np.prod(CLIP)), np.uint8).tobytes())
+    valid = bytearray(request.SerializeToString())
+    header = len(valid) - len(request.raw_input_contents[0])  # mutate the fields, not only the pixels
+    channel = grpc.insecure_channel(server.options.grpc_url)
+    call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
+                               request_serializer=lambda b: bytes(b), response_deserializer=lambda b: b)
+    rng = random.Random(0)
+    codes: dict[str, int] = {}
+    started = time.monotonic()
+    for case in range(300):
+        mutated = bytearray(valid)
+        for _ in range(rng.randint(1, 8)):
+            position = rng.randrange(header + 16)
+            mutated[position] ^= 1 << rng.randrange(8)
+        if case % 10 == 0:
+            mutated = mutated[: rng.randrange(len(mutated))]  # truncated
+        try:
+            call(bytes(mutated), timeout=5)
+            code = "OK"
+        except grpc.RpcError as exc:
+            code = exc.code().name
+            assert code != "DEADLINE_EXCEEDED", f"case {case} hung"
+            MESSAGES.append(exc.details() or "")
+        codes[code] = codes.get(code, 0) + 1
+    channel.close()
+    for _ in range(20):  # not HTTP/2 at all
+        with socket.create_connection(("127.0.0.1", server.options.grpc_port), timeout=5) as raw:
+            raw.sendall(os.urandom(rng.randint(1, 4096)))
+    print(f"300 mutated requests in {time.monotonic() - started:.1f} s: {codes}")
+    assert sum(codes.values()) == 300
+
+
+@pytest.mark.parametrize("model, version, status, pattern", [
+    ("../stanet", "", "NOT_FOUND", r"unknown model: '../stanet'"),
+    ("stanet/../stanet", "", "NOT_FOUND", r"unknown model: 'stanet/../stanet'"),
+    ("stanet", "../1", "INVALID_ARGUMENT", r"version string '../1'.*version should be an integral value > 0"),
+    ("stanet", "-1", "INVALID_ARGUMENT", r"version should be an integral value > 0"),
+])
+def test_i9_path_like_model_names_and_versions_are_refused(server, model, version, status, pattern):
+    refused(server, status, pattern, model=model, model_version=version)
+
+
+# O: overload ----------------------------------------------------------------------------------------------
+
+def _fire(server, model: str, count: int, **kwargs) -> list[tuple[str, str]]:
+    """`count` concurrent requests; (status, message) each ("OK" for an answer)."""
+    outcomes: list = [None] * count
+
+    def one(k):
+        try:
+            infer(server, model=model, **kwargs)
+            outcomes[k] = ("OK", "")
+        except InferenceServerException as exc:
+            outcomes[k] = (exc.status().removeprefix("StatusCode."), exc.message())
+            MESSAGES.append(exc.message())
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
+def test_o1_a_full_queue_rejects_exactly_the_overflow(server):
+    first = threading.Thread(target=lambda: infer(server, model="stanet_queue"))  # occupies the instance
+    first.start()
+    time.sleep(0.15)
+    outcomes = _fire(server, "stanet_queue", 6)  # queue holds 4 (4 x max_batch_size 1)
+    first.join(timeout=30)
+    rejected = [m for status, m in outcomes if status != "OK"]
+    assert len(rejected) == 2, outcomes
+    assert all("Exceeds maximum queue size" in m for m in rejected), rejected
+    assert [s for s, _ in outcomes].count("OK") == 4
+
+
+def test_o2_a_request_waiting_past_the_queue_timeout_is_rejected(server):
+    before = metric(server, "nv_inference_request_failure", model="stanet_slow", reason="REJECTED")
+    outcomes = _fire(server, "stanet_slow", 3)  # 3 s each, one at a time; the third waits 6 s > 5 s
+    assert sorted(s for s, _ in outcomes) == ["OK", "OK", "UNAVAILABLE"], outcomes
+    assert any("Request timeout expired" in m for _, m in outcomes)
+    assert metric(server, "nv_inference_request_failure", model="stanet_slow", reason="REJECTED") - before == 1
+
+
+def test_o3_a_client_deadline_shorter_than_the_model_ends_the_call(server):
+    started = time.monotonic()
+    refused(server, "DEADLINE_EXCEEDED", r"Deadline Exceeded", model="stanet_slow", client_timeout=0.5)
+    assert time.monotonic() - started < 2.0
+
+
+def test_o4_a_cancelled_request_stops_the_model_call(server):
+    done = threading.Event()
+    with grpcclient.InferenceServerClient(server.options.grpc_url) as client:
+        call = client.async_infer("stanet_slow", [clip_input()], callback=lambda result, error: done.set())
+        time.sleep(0.5)
+        call.cancel()
+        started = time.monotonic()
+        infer(server, model="stanet_slow")  # waits for the instance: 3 s of its own
+        waited = time.monotonic() - started
+    # Without cancellation it would wait for the rest of the first call too (2.5 s more).
+    assert waited < 4.5, waited
+
+
+# F: faults ------------------------------------------------------------------------------------------------
+
+def test_f3_an_exception_in_the_model_fails_that_batch_only(server):
+    before = metric(server, "stanet_backend_errors", model="stanet_raise", code="INTERNAL")
+    refused(server, "INTERNAL", r"the model failed on a batch of 1 clips: injected fault", model="stanet_raise")
+    # Triton 2.51 counts an error response as a success; the model's own counter sees it.
+    wait_for(lambda: metric(server, "stanet_backend_errors", model="stanet_raise", code="INTERNAL") - before == 1, 5,
+             what="the error counted in stanet_backend_errors")
+
+
+def test_non_finite_outputs_are_never_returned(server):
+    refused(server, "INTERNAL", r"produced NaN or infinite values in \['probabilities', 'spatial_attention', "
+                                r"'temporal_attention'\]", model="stanet_nan")
+
+
+def test_f2_a_hung_model_call_is_ended_by_its_time_budget(server):
+    for _ in range(2):  # the second call gets a fresh worker although the first is still stuck
+        started = time.monotonic()
+        refused(server, "INTERNAL", r"exceeded its time budget of 1.5 s", model="stanet_hang")
+        assert time.monotonic() - started < 5.0
+
+
+def _broken(tmp_path: Path, served_repository: Path, name: str, change) -> Path:
+    repo = tmp_path / name
+    shutil.copytree(served_repository, repo)
+    version = repo / "stanet" / "1"
+    change(repo / "stanet")
+    files = {p.name: p.read_bytes() for p in version.iterdir() if p.is_file() and p.name != MANIFEST_FILE}
+    (version / MANIFEST_FILE).write_text(manifest_text(files))  # a consistent (signed-off) broken export
+    return repo
+
+
+def test_f4_a_model_that_fails_to_load_stops_startup_with_its_reason(served_repository, tmp_path, capsys):
+    from serving.serve_cli import main as serve_main
+
+    def syntax_error(model):
+        (model / "1" / "model.py").write_text((model / "1" / "model.py").read_text() + "\ndef broken(:\n")
+
+    def wrong_dims(model):
+        text = (model / "config.pbtxt").read_text()
+        (model / "config.pbtxt").write_text(text.replace("dims: [ 16, 32, 32, 3 ]", "dims: [ 8, 32, 32, 3 ]"))
+
+    def bad_parameter(model):
+        text = (model / "config.pbtxt").read_text()
+        (model / "config.pbtxt").write_text(text.replace(f'key: "{TIME_BUDGET_PARAMETER}" value: {{ string_value: '
+                                                         f'"30000" }}', f'key: "{TIME_BUDGET_PARAMETER}" value: '
+                                                         f'{{ string_value: "soon" }}'))
+
+    cases = {"syntax": (syntax_error, r"SyntaxError: invalid syntax \(model.py, line \d+\)"),
+             "dims": (wrong_dims, r"failed to load 'stanet' version 1"),
+             "parameter": (bad_parameter, r"config parameter 'time_budget_ms' must be an integer, got 'soon'")}
+    for name, (change, pattern) in cases.items():
+        repo = _broken(tmp_path, served_repository, name, change)
+        code = serve_main(["--repository", str(repo), "--grpc-port", str(free_port()),
+                           "--metrics-port", str(free_port()), "--startup-timeout", "60"])
+        err = capsys.readouterr().err
+        assert code == 1, (name, err)
+        assert "exited with code" in err and re.search(pattern, err), (name, err)
+
+
+def _start_serve(repository: Path, *extra: str) -> tuple[subprocess.Popen, str, list[str]]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "stanet", "serve", "--repository", str(repository),
+                                "--grpc-port", str(port), "--metrics-port", str(free_port()),
+                                "--exit-timeout", "5", *extra], cwd=PROJECT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line)
+        if "ready." in line or "error" in line:
+            break
+    return process, f"127.0.0.1:{port}", lines
+
+
+def _stop(process: subprocess.Popen) -> str:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        rest, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        rest, _ = process.communicate()
+    return rest
+
+
+def test_f1_a_crashed_stub_is_reported_and_triton_restarted(served_repository):
+    process, url, lines = _start_serve(served_repository)
+    try:
+        assert "ready." in lines[-1], lines
+        triton_pid = int(re.search(r"pid (\d+)", "".join(lines)).group(1))
+        (stub,) = stub_pids(triton_pid)
+        os.kill(stub, signal.SIGKILL)
+        with StanetClient(url, retries=0) as client:  # this Triton still says ready; requests fail fast
+            with pytest.raises(ServingError, match=r"Stub process 'stanet_0_0' is not healthy"):
+                client.infer_clips(np.zeros((1, *CLIP), np.uint8), top_k=1)
+        reported = []
+        for line in process.stdout:
+            reported.append(line)
+            if "ready again" in line:
+                break
+        text = "".join(reported)
+        assert "Triton is not ready" in text and "restarting it (1 of at most 5" in text, text
+        with StanetClient(url) as client:
+            assert client.infer_clips(np.zeros((1, *CLIP), np.uint8), top_k=1)[0].label
+    finally:
+        rest = _stop(process)
+    assert "stopped (Triton exit code 0)" in rest, rest
+
+
+# S: security ----------------------------------------------------------------------------------------------
+
+def test_s1_models_cannot_be_loaded_or_unloaded(server):
+    headers = {f"triton-grpc-protocol-{ADMIN_HEADER_KEY}": ADMIN_TOKEN}
+    with grpcclient.InferenceServerClient(server.options.grpc_url) as client:
+        for call in (lambda h: client.load_model("stanet", headers=h), lambda h: client.unload_model("stanet", headers=h)):
+            with pytest.raises(InferenceServerException, match="This protocol is restricted"):
+                call(None)  # without the admin header
+            with pytest.raises(InferenceServerException) as caught:
+                call(headers)  # with it: refused by --model-control-mode=none
+            MESSAGES.append(caught.value.message())
+            assert "not allowed" in caught.value.message() or "explicit" in caught.value.message()
+        assert client.is_model_ready("stanet", client_timeout=10)
+
+
+def _listening_ports(pid: int) -> set[tuple[str, int]]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+                address, port = fields[1].split(":")
+                # the kernel writes each 32-bit word of the address in host (little-endian) order
+                raw = b"".join(bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, len(address), 8))
+                host = socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+                found.add((host.removeprefix("::ffff:"), int(port, 16)))
+    return found
+
+
+def test_s4_triton_listens_on_loopback_only_and_http_is_off(server):
+    ports = _listening_ports(server.pid)
+    assert ports == {("127.0.0.1", server.options.grpc_port), ("127.0.0.1", server.options.metrics_port)}, ports
+
+
+def test_s5_no_error_message_leaks_paths_shared_memory_names_or_tracebacks():
+    assert len(MESSAGES) >= 20
+    for message in MESSAGES:
+        assert "Traceback" not in message and "triton_python_backend_shm" not in message, message
+        assert not re.search(r"/(tmp|work|root|home|usr)/", message), message
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory) -> Path:
+    """A test CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl."""
+    folder = tmp_path_factory.mktemp("tls")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=stanet test CA",
+             "-keyout", "ca.key", "-out", "ca.crt", cwd=folder)
+    (folder / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name, ext in (("server", ["-extfile", "server.ext"]), ("client", [])):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN=stanet {name}", "-keyout", f"{name}.key",
+                 "-out", f"{name}.csr", cwd=folder)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-days", "2", "-out", f"{name}.crt", *ext, cwd=folder)
+    return folder
+
+
+def _tls_answer(url: str, **tls) -> str:
+    try:
+        with StanetClient(url, timeout_s=5, retries=0, **tls) as client:
+            client.infer_clips(np.zeros((1, *CLIP), np.uint8), top_k=1)
+        return "OK"
+    except ServingError as exc:
+        return str(exc)
+
+
+def test_s6_tls_and_mutual_tls(served_repository, certificates):
+    c = certificates
+    server_tls = ["--tls-cert", str(c / "server.crt"), "--tls-key", str(c / "server.key"), "--tls-ca", str(c / "ca.crt")]
+    process, url, lines = _start_serve(served_repository, *server_tls)
+    try:
+        assert "ready." in lines[-1] and "(TLS;" in lines[-1], lines
+        assert _tls_answer(url, ssl=True, root_certificates=str(c / "ca.crt")) == "OK"
+        assert "OK" != _tls_answer(url)  # plaintext client
+    finally:
+        _stop(process)
+    mutual = [*server_tls, "--tls-client-ca", str(c / "ca.crt"), "--tls-probe-cert", str(c / "client.crt"),
+              "--tls-probe-key", str(c / "client.key")]
+    process, url, lines = _start_serve(served_repository, *mutual)
+    try:
+        assert "ready." in lines[-1] and "(mutual TLS;" in lines[-1], lines
+        client_cert = dict(private_key=str(c / "client.key"), certificate_chain=str(c / "client.crt"))
+        assert _tls_answer(url, ssl=True, root_certificates=str(c / "ca.crt"), **client_cert) == "OK"
+        assert "OK" != _tls_answer(url, ssl=True, root_certificates=str(c / "ca.crt"))  # no client certificate
+        assert "OK" != _tls_answer(url)
+    finally:
+        rest = _stop(process)
+    assert "stopped (Triton exit code 0)" in rest
+
+
+class _Payload:
+    """Unpickling this would create a marker file: a stand-in for code execution by a checkpoint."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_s7_a_pickle_payload_in_a_checkpoint_is_refused(tmp_path):
+    import torch
+
+    from stanet.checkpoint import CheckpointError, load_checkpoint
+
+    marker = tmp_path / "executed"
+    path = tmp_path / "evil.pt"
+    torch.save({"model": _Payload(marker)}, path, pickle_module=pickle)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_s7_a_changed_artifact_stops_serve_before_triton_starts(served_repository, tmp_path, capsys):
+    from serving.serve_cli import main as serve_main
+
+    repo = tmp_path / "models"
+    shutil.copytree(served_repository, repo)
+    with open(repo / "stanet" / "1" / "model.onnx", "ab") as handle:
+        handle.write(b"\0")
+    assert serve_main(["--repository", str(repo), "--grpc-port", str(free_port()),
+                       "--metrics-port", str(free_port())]) == 2
+    assert "model.onnx: SHA-256 differs from SHA256SUMS" in capsys.readouterr().err
+
+
+def test_s9_pinned_versions_are_patched_or_mitigated():
+    from importlib.metadata import version
+
+    def numbers(text: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+    assert numbers(version("torch")) >= (2, 10, 0)  # weights_only bypass (<= 2.5.1) and CVE-2026-24747 (< 2.10)
+    assert numbers(version("onnx")) >= (1, 17, 0)  # external-data traversal fixes
+    # The embedded Triton 2.51 predates the 2025 fixes: it runs only on loopback with HTTP off and the shared-
+    # memory and repository protocols restricted (test_s4, test_admin_protocols_are_restricted...); production
+    # images are pinned at or above 25.07 (2.59.1).
+    compose = (PROJECT / "docker-compose.yml").read_text()
+    deployment = (PROJECT / "deploy" / "k8s" / "base" / "deployment.yaml").read_text()
+    for text in (compose, deployment):
+        for release in re.findall(r"tritonserver:(\d+)\.(\d+)", text):
+            assert tuple(map(int, release)) >= (25, 7), release
