@@ -14,7 +14,7 @@ DEMO_REPOSITORY := $(DEMO_RUN)/model_repository
 DEMO_GRPC_PORT ?= 8001
 DEMO_METRICS_PORT ?= 8002
 
-.PHONY: demo test install triton-env monitoring-tools monitor clean-demo reference ablations
+.PHONY: demo test install triton-env monitoring-tools monitor soak clean-demo reference ablations
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "stanet needs Python 3.11, found " + sys.version.split()[0]'
@@ -93,6 +93,18 @@ monitor: $(STAMP) $(TRITON_STAMP) monitoring-tools
 	echo "Prometheus on http://127.0.0.1:9090 (log $(MONITOR_DIR)/prometheus.log): try stanet:latency_seconds:p99," \
 		"stanet:client_latency_seconds:p99, stanet:queue_compute:ratio, ALERTS"; \
 	$(BIN)/stanet load --wait 180 --duration $(MONITOR_SECONDS) $(DEMO_DATA)/videos/test/0000[0-7]_*.mp4
+
+# Not in CI: the embedded Triton under a mixed load (valid, malformed, missed deadlines, cancellations, killed
+# clients) for SOAK_MINUTES; fails on an unexpected status code, a lost request, a restart or memory growth.
+# Needs `make demo` first (its checkpoint, exported here afresh).
+SOAK_MINUTES ?= 10
+SOAK_DIR := runs/soak
+soak: $(STAMP) $(TRITON_STAMP)
+	@test -f $(DEMO_RUN)/best.pt || { echo "make soak serves the demo model: run make demo first"; exit 2; }
+	rm -rf $(SOAK_DIR) && mkdir -p $(SOAK_DIR)
+	$(BIN)/stanet export --checkpoint $(DEMO_RUN)/best.pt --repository $(SOAK_DIR)/model_repository --target python
+	$(BIN)/python -m serving.soak --repository $(SOAK_DIR)/model_repository --minutes $(SOAK_MINUTES) \
+		--output $(SOAK_DIR)/report.json
 
 clean-demo:
 	rm -rf $(DEMO_DATA) $(DEMO_RUN)

@@ -1,0 +1,182 @@
+"""`make soak` (python -m serving.soak): the embedded Triton under a mixed load for a while (default 10
+minutes), then checked: no restart, no unexpected status code, exactly one outcome per request, no request
+left pending, resident memory growth after warm-up under a budget, and the server still answering.
+
+Workers (docs: reliability.md §5 rows O5-O7): valid clips (OK, or UNAVAILABLE when the queue is full),
+malformed clips (INVALID_ARGUMENT), deadlines too short to meet (DEADLINE_EXCEEDED or OK), requests cancelled
+right after sending (CANCELLED or OK), and client processes killed mid-request by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from serving.server import ServerOptions, TritonServer
+
+EXPECTED = {"valid": {"OK", "UNAVAILABLE"}, "invalid": {"INVALID_ARGUMENT"},
+            "deadline": {"DEADLINE_EXCEEDED", "OK"}, "cancel": {"CANCELLED", "OK"}}
+RSS_BUDGET_MB = 20.0
+
+
+def _rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+    return total / 1024
+
+
+def _status(exc: InferenceServerException) -> str:
+    return (exc.status() or "UNKNOWN").removeprefix("StatusCode.")
+
+
+class Soak:
+    def __init__(self, server: TritonServer, model: str, clip_shape: tuple[int, ...]):
+        self.server, self.model, self.shape = server, model, clip_shape
+        self.outcomes: dict[str, Counter] = {kind: Counter() for kind in EXPECTED}
+        self.sent: Counter = Counter()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.killed_clients = 0
+
+    def _record(self, kind: str, code: str) -> None:
+        with self.lock:
+            self.outcomes[kind][code] += 1
+
+    def _input(self, shape) -> grpcclient.InferInput:
+        data = np.random.default_rng().integers(0, 256, shape, dtype=np.uint8)
+        tensor = grpcclient.InferInput("clip", list(shape), "UINT8")
+        tensor.set_data_from_numpy(data)
+        return tensor
+
+    def _sync_worker(self, kind: str, shape, timeout_s: float) -> None:
+        with grpcclient.InferenceServerClient(self.server.options.grpc_url) as client:
+            while not self.stop.is_set():
+                with self.lock:
+                    self.sent[kind] += 1
+                try:
+                    client.infer(self.model, [self._input(shape)], client_timeout=timeout_s)
+                    self._record(kind, "OK")
+                except InferenceServerException as exc:
+                    self._record(kind, _status(exc))
+                if kind != "valid":
+                    time.sleep(0.05)
+
+    def _cancel_worker(self) -> None:
+        with grpcclient.InferenceServerClient(self.server.options.grpc_url) as client:
+            while not self.stop.is_set():
+                answered = threading.Event()
+
+                def callback(result, error):
+                    self._record("cancel", "OK" if error is None else _status(error))
+                    answered.set()
+
+                with self.lock:
+                    self.sent["cancel"] += 1
+                call = client.async_infer(self.model, [self._input((1, *self.shape))], callback, client_timeout=30)
+                time.sleep(0.002)
+                call.cancel()
+                answered.wait(timeout=30)
+                time.sleep(0.05)
+
+    def _crashing_clients(self, project: Path) -> None:
+        while not self.stop.wait(7.0):
+            client = subprocess.Popen([sys.executable, "-m", "stanet", "load", "--url", self.server.options.grpc_url,
+                                       "--model", self.model, "--duration", "60", "--metrics-port", "0"],
+                                      cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(3.0)
+            client.send_signal(signal.SIGKILL)
+            client.wait()
+            self.killed_clients += 1
+
+    def run(self, seconds: float, project: Path) -> None:
+        threads = [threading.Thread(target=self._sync_worker, args=("valid", (1, *self.shape), 10.0))
+                   for _ in range(3)]
+        threads += [threading.Thread(target=self._sync_worker, args=("invalid", (1, 3, *self.shape[1:]), 10.0)),
+                    threading.Thread(target=self._sync_worker, args=("deadline", (1, *self.shape), 0.002)),
+                    threading.Thread(target=self._cancel_worker),
+                    threading.Thread(target=self._crashing_clients, args=(project,))]
+        for thread in threads:
+            thread.start()
+        self.stop.wait(seconds)
+        self.stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+
+
+def _metric(url: str, name: str) -> float:
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving.soak", description=__doc__.splitlines()[0])
+    parser.add_argument("--repository", type=Path, required=True)
+    parser.add_argument("--model", default="stanet")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=30.0, metavar="SECONDS")
+    parser.add_argument("--output", type=Path, help="write the report as JSON here")
+    args = parser.parse_args(argv)
+    project = Path(__file__).resolve().parents[1]
+    options = ServerOptions(repository=args.repository, grpc_port=18601, metrics_port=18602, exit_timeout_s=10)
+    with TritonServer(options) as server:
+        with grpcclient.InferenceServerClient(options.grpc_url) as client:
+            config = client.get_model_config(args.model, as_json=True)["config"]
+        shape = tuple(int(d) for d in config["input"][0]["dims"])
+        pids = lambda: [server.pid, *server.stub_pids()]  # noqa: E731
+        stubs_at_start = server.stub_pids()
+        warm = Soak(server, args.model, shape)
+        warm.run(args.warmup, project)
+        rss_start = _rss_mb(pids())
+        print(f"soak: warm-up done, server RSS {rss_start:.1f} MB; mixed load for {args.minutes:g} min...", flush=True)
+        soak = Soak(server, args.model, shape)
+        soak.run(args.minutes * 60, project)
+        time.sleep(5)
+        rss_end = _rss_mb(pids())
+        pending = _metric(options.metrics_url, "nv_inference_pending_request_count")
+        after = Counter()
+        with grpcclient.InferenceServerClient(options.grpc_url) as client:
+            for _ in range(100):
+                try:
+                    client.infer(args.model, [soak._input((1, *shape))], client_timeout=10)
+                    after["OK"] += 1
+                except InferenceServerException as exc:
+                    after[_status(exc)] += 1
+        restarted = server.process.poll() is not None or server.stub_pids() != stubs_at_start
+    unexpected = {kind: {c: n for c, n in counts.items() if c not in EXPECTED[kind]}
+                  for kind, counts in soak.outcomes.items()}
+    lost = {kind: soak.sent[kind] - sum(counts.values()) for kind, counts in soak.outcomes.items()}
+    report = {"minutes": args.minutes, "sent": dict(soak.sent), "outcomes": {k: dict(v) for k, v in soak.outcomes.items()},
+              "unexpected": {k: v for k, v in unexpected.items() if v}, "lost": {k: v for k, v in lost.items() if v},
+              "killed_clients": soak.killed_clients, "rss_mb": {"after_warmup": round(rss_start, 1),
+                                                                 "end": round(rss_end, 1)},
+              "rss_growth_mb": round(rss_end - rss_start, 1), "pending_at_end": pending,
+              "sequential_after": dict(after), "restarted": restarted}
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.output:
+        args.output.write_text(text + "\n")
+    ok = (not report["unexpected"] and not report["lost"] and pending == 0 and after == Counter(OK=100)
+          and not restarted and report["rss_growth_mb"] < RSS_BUDGET_MB * args.minutes / 10)
+    print(f"soak: {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
