@@ -56,22 +56,19 @@ class ServedModel:
     attention_hw: tuple[int, int]
 
 
-def add_tls_arguments(parser) -> None:
-    """--tls-ca / --tls-cert / --tls-key for a CLI that calls the server."""
+def parse_args_with_tls(parser, argv):
+    """Add --tls-ca / --tls-cert / --tls-key to a CLI that calls the server and parse `argv`; `args.tls` holds
+    the StanetClient keyword arguments they make (empty: plaintext)."""
     group = parser.add_argument_group("TLS (PEM files; any of them turns TLS on)")
     group.add_argument("--tls-ca", help="CA that signed the server's certificate (default: the system's roots)")
     group.add_argument("--tls-cert", help="client certificate, for a server requiring mutual TLS")
     group.add_argument("--tls-key", help="the client certificate's private key")
-
-
-def tls_arguments(args) -> dict[str, Any]:
-    """StanetClient keyword arguments from add_tls_arguments' options."""
+    args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
-        raise ValueError("--tls-cert and --tls-key go together")
-    if not any((args.tls_ca, args.tls_cert)):
-        return {}
-    return {"ssl": True, "root_certificates": args.tls_ca, "private_key": args.tls_key,
-            "certificate_chain": args.tls_cert}
+        parser.error("--tls-cert and --tls-key go together")
+    args.tls = ({"ssl": True, "root_certificates": args.tls_ca, "private_key": args.tls_key,
+                 "certificate_chain": args.tls_cert} if args.tls_ca or args.tls_cert else {})
+    return args
 
 
 def _status(exc: InferenceServerException) -> str:

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from serving.client import (DEFAULT_MODEL, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, DEFAULT_URL, StanetClient,
-                            add_tls_arguments, tls_arguments)
+                            parse_args_with_tls)
 from serving.errors import ServingError
 from serving.results import VideoPrediction
 from stanet.video import VideoDecodeError
@@ -38,12 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                         help="wait up to this long for the server to become ready (default: 0, check once)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_tls_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        args.tls = tls_arguments(args)
-    except ValueError as exc:
-        parser.error(str(exc))
+    args = parse_args_with_tls(parser, argv)
     if args.concurrency < 1:
         parser.error(f"--concurrency must be >= 1, got {args.concurrency}")
     if args.timeout <= 0:

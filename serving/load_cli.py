@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.client import DEFAULT_MODEL, DEFAULT_URL, StanetClient, add_tls_arguments, tls_arguments
+from serving.client import DEFAULT_MODEL, DEFAULT_URL, StanetClient, parse_args_with_tls
 from serving.errors import ServingError
 from serving.loadgen import DEFAULT_METRICS_PORT, ClientMetrics, closed_loop
 from stanet.video import VideoDecodeError
@@ -35,12 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--metrics-address", default="127.0.0.1", help="default: 127.0.0.1")
     parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                         help="wait up to this long for the server to become ready (default: 0)")
-    add_tls_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        args.tls = tls_arguments(args)
-    except ValueError as exc:
-        parser.error(str(exc))
+    args = parse_args_with_tls(parser, argv)
     if args.concurrency < 1 or args.batch_size < 1 or args.duration <= 0:
         parser.error("--concurrency and --batch-size must be >= 1 and --duration > 0")
     return args
