@@ -14,7 +14,7 @@ DEMO_REPOSITORY := $(DEMO_RUN)/model_repository
 DEMO_GRPC_PORT ?= 8001
 DEMO_METRICS_PORT ?= 8002
 
-.PHONY: demo test install triton-env monitoring-tools monitor soak clean-demo reference ablations
+.PHONY: demo test install triton-env monitoring-tools monitor soak bench clean-demo reference ablations
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "stanet needs Python 3.11, found " + sys.version.split()[0]'
@@ -105,6 +105,15 @@ soak: $(STAMP) $(TRITON_STAMP)
 	$(BIN)/stanet export --checkpoint $(DEMO_RUN)/best.pt --repository $(SOAK_DIR)/model_repository --target python
 	$(BIN)/python -m serving.soak --repository $(SOAK_DIR)/model_repository --minutes $(SOAK_MINUTES) \
 		--output $(SOAK_DIR)/report.json
+
+# Serving performance (docs/benchmark.md): the demo model four ways side by side in one run; writes
+# runs/bench/<model>/report.json and latency_vs_throughput.png. Needs `make demo` first.
+BENCH_SECONDS ?= 8
+bench: $(STAMP) $(TRITON_STAMP)
+	@test -f $(DEMO_RUN)/best.pt || { echo "make bench measures the demo model: run make demo first"; exit 2; }
+	rm -rf runs/bench/demo
+	$(BIN)/stanet bench --checkpoint $(DEMO_RUN)/best.pt --data $(DEMO_DATA) --output runs/bench/demo \
+		--label "demo model (compact trunk, T=16, 32x32)" --seconds $(BENCH_SECONDS)
 
 clean-demo:
 	rm -rf $(DEMO_DATA) $(DEMO_RUN)

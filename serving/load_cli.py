@@ -16,7 +16,7 @@ import numpy as np
 
 from serving.client import DEFAULT_MODEL, DEFAULT_URL, StanetClient, parse_args_with_tls
 from serving.errors import ServingError
-from serving.loadgen import DEFAULT_METRICS_PORT, ClientMetrics, closed_loop
+from serving.loadgen import DEFAULT_METRICS_PORT, ClientMetrics, closed_loop, open_loop
 from stanet.video import VideoDecodeError
 
 
@@ -26,7 +26,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="videos to send (sampled like `stanet infer`); none: random clips of the served shape")
     parser.add_argument("--url", default=DEFAULT_URL, help=f"Triton gRPC address (default: {DEFAULT_URL})")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default: {DEFAULT_MODEL})")
-    parser.add_argument("--concurrency", type=int, default=2, help="requests in flight (default: 2)")
+    parser.add_argument("--concurrency", type=int, default=2, help="closed loop: requests in flight (default: 2)")
+    parser.add_argument("--rate", type=float, default=0.0, metavar="PER_SECOND",
+                        help="open loop instead: one clip per request at this fixed rate (default: closed loop)")
     parser.add_argument("--batch-size", type=int, default=1, help="clips per request (default: 1)")
     parser.add_argument("--duration", type=float, default=60.0, metavar="SECONDS", help="default: 60")
     parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="deadline per request")
@@ -71,11 +73,17 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    print(f"stanet load: {args.concurrency} in flight, {args.batch_size} clip(s) per request, for "
-          f"{args.duration:g} s against {args.url}...", flush=True)
-    result = closed_loop(args.url, args.model, clips, concurrency=args.concurrency, duration_s=args.duration,
-                         metrics=metrics, batch_size=args.batch_size, timeout_s=args.timeout, stop=stop,
-                         client_options=args.tls)
+    if args.rate > 0:
+        print(f"stanet load: open loop, {args.rate:g} requests/s for {args.duration:g} s against {args.url}...",
+              flush=True)
+        result = open_loop(args.url, args.model, clips, rate_per_s=args.rate, duration_s=args.duration,
+                           metrics=metrics, timeout_s=args.timeout, client_options=args.tls)
+    else:
+        print(f"stanet load: {args.concurrency} in flight, {args.batch_size} clip(s) per request, for "
+              f"{args.duration:g} s against {args.url}...", flush=True)
+        result = closed_loop(args.url, args.model, clips, concurrency=args.concurrency, duration_s=args.duration,
+                             metrics=metrics, batch_size=args.batch_size, timeout_s=args.timeout, stop=stop,
+                             client_options=args.tls)
     metrics.close()
     print(f"stanet load: {result.summary()}")
     return 0

@@ -68,6 +68,59 @@ class LoadResult:
         return f"{self.requests} requests in {self.elapsed_s:.1f} s, {rate:.1f} clips/s; {latency}; {codes}"
 
 
+def open_loop_schedule(rate_per_s: float, duration_s: float) -> np.ndarray:
+    """Send times (seconds from the start) of an open-loop load at a fixed rate: request k at k / rate, so
+    a slow answer never delays the next request (unlike a closed loop, which hides queueing)."""
+    if rate_per_s <= 0 or duration_s <= 0:
+        raise ValueError(f"rate and duration must be > 0, got {rate_per_s}, {duration_s}")
+    return np.arange(int(np.floor(rate_per_s * duration_s))) / rate_per_s
+
+
+def open_loop(url: str, model: str, clips: np.ndarray, *, rate_per_s: float, duration_s: float,
+              metrics: ClientMetrics | None = None, timeout_s: float = 30.0,
+              client_options: dict | None = None) -> LoadResult:
+    """One clip per request at a fixed rate (asynchronous calls: the schedule never waits for answers).
+    Latency runs from each request's scheduled time, so falling behind the schedule counts as latency."""
+    import tritonclient.grpc as grpcclient
+
+    from stanet.constants import INPUT_CLIP, OUTPUT_PROBABILITIES
+
+    schedule = open_loop_schedule(rate_per_s, duration_s)
+    result, lock, done = LoadResult(), threading.Lock(), threading.Semaphore(0)
+    options = client_options or {}
+    client = grpcclient.InferenceServerClient(url, **{k: options[k] for k in options if k != "retries"})
+    started = time.perf_counter()
+
+    def answered(due: float, response, error) -> None:
+        latency = time.perf_counter() - started - due
+        code = "OK" if error is None else (error.status() or "UNKNOWN").removeprefix("StatusCode.")
+        with lock:
+            result.codes[code] += 1
+            if code == "OK":
+                result.latencies_s.append(latency)
+                result.clips += 1
+        if metrics is not None:
+            metrics.requests.labels(model=model, code=code).inc()
+            if code == "OK":
+                metrics.latency.labels(model=model).observe(latency)
+        done.release()
+
+    for k, due in enumerate(schedule):
+        wait = due - (time.perf_counter() - started)
+        if wait > 0:
+            time.sleep(wait)
+        tensor = grpcclient.InferInput(INPUT_CLIP, [1, *clips.shape[1:]], "UINT8")
+        tensor.set_data_from_numpy(clips[k % len(clips)][None])
+        client.async_infer(model, [tensor], lambda r, e, due=due: answered(due, r, e),
+                           outputs=[grpcclient.InferRequestedOutput(OUTPUT_PROBABILITIES, class_count=1)],
+                           client_timeout=timeout_s)
+    for _ in schedule:
+        done.acquire(timeout=timeout_s + 5)
+    result.elapsed_s = time.perf_counter() - started
+    client.close()
+    return result
+
+
 def closed_loop(url: str, model: str, clips: np.ndarray, *, concurrency: int, duration_s: float,
                 metrics: ClientMetrics | None = None, batch_size: int = 1, timeout_s: float = 30.0,
                 stop: threading.Event | None = None, client_options: dict | None = None) -> LoadResult:

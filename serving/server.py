@@ -199,6 +199,7 @@ class TritonServer:
         self.options = options
         self.install = install
         self.models: list[RepositoryModel] = []
+        self.expected_stubs = 0  # python-backend stub processes once ready
         self.process: subprocess.Popen | None = None
         self._workdir: Path | None = None
         self._log_path = Path(log_path) if log_path is not None else None
@@ -262,6 +263,7 @@ class TritonServer:
                 raise ServingError(f"tritonserver exited with code {code} while starting (log {self._log_path}); "
                                    f"{detail}")
             if self.is_ready():
+                self.expected_stubs = len(self.stub_pids())  # before anyone is told it is ready
                 return
             if time.monotonic() > deadline:
                 tail = self.log_tail()
@@ -279,7 +281,7 @@ class TritonServer:
         empty), "exited" (exited on its own) or "unhealthy": a python-backend stub died (this Triton neither
         restarts it nor stops reporting ready; its requests fail with "Stub process ... is not healthy"), or
         Triton was not ready for `unhealthy_after_s`."""
-        not_ready_since, stubs = None, len(self.stub_pids())
+        not_ready_since = None
         while True:
             try:
                 self.process.wait(timeout=poll_s)
@@ -288,7 +290,7 @@ class TritonServer:
                 pass
             if stop:
                 continue
-            if len(self.stub_pids()) < stubs:
+            if len(self.stub_pids()) < self.expected_stubs:
                 return "unhealthy"
             if self.is_ready():
                 not_ready_since = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import queue
 import random
 import re
 import shutil
@@ -351,33 +352,48 @@ def test_f4_a_model_that_fails_to_load_stops_startup_with_its_reason(served_repo
         assert "exited with code" in err and re.search(pattern, err), (name, err)
 
 
-def _start_serve(repository: Path, *extra: str) -> tuple[subprocess.Popen, str, list[str]]:
+class _Output:
+    """Lines of a child's stdout, read on a thread so that waiting for one has a deadline."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.lines: "queue.Queue[str]" = queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(line) for line in process.stdout], daemon=True).start()
+
+    def until(self, *texts: str, timeout_s: float = 120.0) -> list[str]:
+        """Lines up to the first holding one of `texts` (AssertionError with what came, past the deadline)."""
+        seen, deadline = [], time.monotonic() + timeout_s
+        while True:
+            try:
+                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                raise AssertionError(f"none of {texts} within {timeout_s:g} s; got {seen}") from None
+            seen.append(line)
+            if any(text in line for text in texts):
+                return seen
+
+
+def _start_serve(repository: Path, *extra: str) -> tuple[subprocess.Popen, str, list[str], _Output]:
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "stanet", "serve", "--repository", str(repository),
                                 "--grpc-port", str(port), "--metrics-port", str(free_port()),
                                 "--exit-timeout", "5", *extra], cwd=PROJECT, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    for line in process.stdout:
-        lines.append(line)
-        if "ready." in line or "error" in line:
-            break
-    return process, f"127.0.0.1:{port}", lines
+    output = _Output(process)
+    return process, f"127.0.0.1:{port}", output.until("ready.", "error"), output
 
 
-def _stop(process: subprocess.Popen) -> str:
+def _stop(process: subprocess.Popen, output: _Output) -> str:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
     try:
-        rest, _ = process.communicate(timeout=60)
+        process.wait(timeout=60)
     except subprocess.TimeoutExpired:
         process.kill()
-        rest, _ = process.communicate()
-    return rest
+    return "".join(output.until("stopped", "error", timeout_s=5)) if process.returncode is not None else ""
 
 
 def test_f1_a_crashed_stub_is_reported_and_triton_restarted(served_repository):
-    process, url, lines = _start_serve(served_repository)
+    process, url, lines, output = _start_serve(served_repository)
     try:
         assert "ready." in lines[-1], lines
         triton_pid = int(re.search(r"pid (\d+)", "".join(lines)).group(1))
@@ -386,17 +402,12 @@ def test_f1_a_crashed_stub_is_reported_and_triton_restarted(served_repository):
         with StanetClient(url, retries=0) as client:  # this Triton still says ready; requests fail fast
             with pytest.raises(ServingError, match=r"Stub process 'stanet_0_0' is not healthy"):
                 client.infer_clips(np.zeros((1, *CLIP), np.uint8), top_k=1)
-        reported = []
-        for line in process.stdout:
-            reported.append(line)
-            if "ready again" in line:
-                break
-        text = "".join(reported)
+        text = "".join(output.until("ready again", "giving up", "failed", timeout_s=90))
         assert "Triton is not ready" in text and "restarting it (1 of at most 5" in text, text
         with StanetClient(url) as client:
             assert client.infer_clips(np.zeros((1, *CLIP), np.uint8), top_k=1)[0].label
     finally:
-        rest = _stop(process)
+        rest = _stop(process, output)
     assert "stopped (Triton exit code 0)" in rest, rest
 
 
@@ -480,16 +491,16 @@ def _tls_answer(url: str, **tls) -> str:
 def test_s6_tls_and_mutual_tls(served_repository, certificates):
     c = certificates
     server_tls = ["--tls-cert", str(c / "server.crt"), "--tls-key", str(c / "server.key"), "--tls-ca", str(c / "ca.crt")]
-    process, url, lines = _start_serve(served_repository, *server_tls)
+    process, url, lines, output = _start_serve(served_repository, *server_tls)
     try:
         assert "ready." in lines[-1] and "(TLS;" in lines[-1], lines
         assert _tls_answer(url, ssl=True, root_certificates=str(c / "ca.crt")) == "OK"
         assert "OK" != _tls_answer(url)  # plaintext client
     finally:
-        _stop(process)
+        _stop(process, output)
     mutual = [*server_tls, "--tls-client-ca", str(c / "ca.crt"), "--tls-probe-cert", str(c / "client.crt"),
               "--tls-probe-key", str(c / "client.key")]
-    process, url, lines = _start_serve(served_repository, *mutual)
+    process, url, lines, output = _start_serve(served_repository, *mutual)
     try:
         assert "ready." in lines[-1] and "(mutual TLS;" in lines[-1], lines
         client_cert = dict(private_key=str(c / "client.key"), certificate_chain=str(c / "client.crt"))
@@ -497,7 +508,7 @@ def test_s6_tls_and_mutual_tls(served_repository, certificates):
         assert "OK" != _tls_answer(url, ssl=True, root_certificates=str(c / "ca.crt"))  # no client certificate
         assert "OK" != _tls_answer(url)
     finally:
-        rest = _stop(process)
+        rest = _stop(process, output)
     assert "stopped (Triton exit code 0)" in rest
 
 

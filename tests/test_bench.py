@@ -1,0 +1,76 @@
+"""The benchmark's statistics and report, on known numbers (the benchmark itself runs in `make bench`)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from bench.cli import render, targets
+from bench.stats import percentiles, summarize
+from serving.loadgen import open_loop_schedule
+
+
+def test_percentiles_on_known_samples():
+    samples = [i / 1000 for i in range(1, 101)]  # 1 .. 100 ms
+    p50, p90, p99 = percentiles(samples)
+    assert p50 == pytest.approx(50.5) and p90 == pytest.approx(90.1) and p99 == pytest.approx(99.01)
+    assert percentiles([0.007]) == [pytest.approx(7.0)] * 3
+    assert all(math.isnan(v) for v in percentiles([]))
+
+
+def test_summary_counts_clips_per_second_and_the_maximum():
+    summary = summarize([0.010, 0.020, 0.030, 0.040], clips=8, seconds=2.0)
+    assert summary.requests == 4 and summary.clips_per_s == 4.0 and summary.max_ms == pytest.approx(40.0)
+    assert summary.p50_ms == pytest.approx(25.0)
+
+
+def test_open_loop_sends_at_a_fixed_rate_whatever_the_answers():
+    times = open_loop_schedule(rate_per_s=50, duration_s=2.0)
+    assert len(times) == 100 and times[0] == 0.0
+    np.testing.assert_allclose(np.diff(times), 0.02)
+    with pytest.raises(ValueError, match="rate and duration must be > 0"):
+        open_loop_schedule(0, 1)
+
+
+def _point(clips_per_s, p50, **extra):
+    return {"clips_per_s": clips_per_s, "p50_ms": p50, "p90_ms": p50 * 1.2, "p99_ms": p50 * 1.5, **extra}
+
+
+def _report(int8_passed=True):
+    report = {
+        "label": "toy", "machine": "test", "threads": 2, "gflop_per_clip": 1.0, "fp32_ceiling_gflops": 100.0,
+        "int8_gate": {"passed": int8_passed},
+        "torch_eager": [_point(10, 100, batch=1), _point(12, 330, batch=4)],
+        "onnxruntime": [_point(40, 25, batch=1), _point(45, 88, batch=4)],
+        "triton_fp32": [_point(38, 26.5, concurrency=1), _point(42, 47, concurrency=2)],
+        "triton_int8": [_point(50, 20, concurrency=1), _point(60, 33, concurrency=2)],
+        "server_peak_rss_mb": 300.0, "client_peak_rss_mb": 900.0,
+    }
+    report["achieved_gflops"] = {k: max(p["clips_per_s"] for p in report[k]) * 1.0
+                                 for k in ("torch_eager", "onnxruntime", "triton_fp32", "triton_int8")}
+    return report
+
+
+def test_targets_are_ratios_from_the_run_with_pass_and_fail():
+    report = _report()
+    results = {t["target"]: t for t in targets(report)}
+    assert results["triton_vs_ort_throughput"]["value"] == pytest.approx(42 / 45, abs=1e-3)
+    assert results["triton_vs_ort_throughput"]["passed"]  # 0.933 >= 0.9
+    assert results["triton_latency_overhead"]["value"] == pytest.approx(1.5) and results["triton_latency_overhead"]["passed"]
+    assert results["triton_vs_torch"]["value"] == pytest.approx(3.5) and results["triton_vs_torch"]["passed"]
+    assert results["int8_vs_torch"]["value"] == pytest.approx(5.0) and results["int8_vs_torch"]["passed"]
+    assert results["ceiling"]["value"] == pytest.approx(0.42) and not results["ceiling"]["passed"]
+    # an int8 model outside its accuracy gate does not pass, however fast
+    assert not {t["target"]: t for t in targets(_report(int8_passed=False))}["int8_vs_torch"]["passed"]
+
+
+def test_the_report_renders_and_serializes():
+    report = _report()
+    report["targets"] = targets(report)
+    text = render(report)
+    assert "[PASS] (c) throughput >= 1.8 x (a): 3.5" in text and "[FAIL]" in text
+    assert "triton_fp32: 3.50x (a), 0.93x (b)" in text
+    assert json.loads(json.dumps(report))["targets"][0]["target"] == "triton_vs_ort_throughput"
