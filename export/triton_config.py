@@ -39,12 +39,18 @@ QUEUE_TIMEOUT_MICROSECONDS = 5_000_000
 # little throughput (docs/perf-feasibility.md §5).
 MAX_QUEUE_DELAY_MICROSECONDS = 0
 WARMUP_NAME = "zero_clip"
+# Model instances per CPU server (one per GPU). With a single instance, Triton 2.51's dynamic batcher held about
+# 2% of back-to-back requests in its queue for 500 ms (the instance was still being released when the next
+# request arrived): sequential p99 506 ms, 83 clips/s. Two instances, each with half the cores: p99 6.6 ms,
+# 196 clips/s on the demo model (docs/benchmark.md, "Serving performance").
+CPU_INSTANCES = 2
 # Where Triton's onnxruntime backend keeps the engines its TensorRT accelerator builds (inside the server's
 # container), so a restart or a second instance does not rebuild them.
 TRT_ENGINE_CACHE_ROOT = "/tmp/triton_trt_cache"
 DEFAULT_WORKSPACE_BYTES = 1 << 30  # TensorRT builder workspace, for the engine builder and the accelerator
-# Threads for the python backend's onnxruntime session: "0" = the CPU cores the Triton process may use,
-# resolved when the model loads (the export machine's core count says nothing about the server's).
+# Threads for the python backend's onnxruntime session: "0" = the CPU cores the Triton process may use divided
+# among the model's instances, resolved when the model loads (the export machine's cores say nothing about
+# the server's).
 DEFAULT_INTRA_OP_THREADS = "0"
 DEFAULT_INTER_OP_THREADS = "1"
 # The end-to-end latency histogram of current Triton versions (`--metrics-config histogram_latencies=true`);
@@ -150,7 +156,8 @@ def render_config(signature: ServingSignature, options: ServingOptions) -> str:
         f"    default_timeout_microseconds: {QUEUE_TIMEOUT_MICROSECONDS}\n"
         "    timeout_action: REJECT\n"
         "  }\n}",
-        f"instance_group [\n  {{ kind: KIND_{options.instance_kind.upper()} count: 1 }}\n]",
+        f"instance_group [\n  {{ kind: KIND_{options.instance_kind.upper()} count: "
+        f"{CPU_INSTANCES if options.instance_kind == 'cpu' else 1} }}\n]",
         # Not READY until one real-shaped clip has run: the first client request does not pay for lazy
         # initialization (or, on GPU, for the engine build).
         "model_warmup [\n  {\n"

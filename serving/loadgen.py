@@ -111,7 +111,7 @@ def open_loop(url: str, model: str, clips: np.ndarray, *, rate_per_s: float, dur
             time.sleep(wait)
         tensor = grpcclient.InferInput(INPUT_CLIP, [1, *clips.shape[1:]], "UINT8")
         tensor.set_data_from_numpy(clips[k % len(clips)][None])
-        client.async_infer(model, [tensor], lambda r, e, due=due: answered(due, r, e),
+        client.async_infer(model, [tensor], lambda result, error, due=due: answered(due, result, error),
                            outputs=[grpcclient.InferRequestedOutput(OUTPUT_PROBABILITIES, class_count=1)],
                            client_timeout=timeout_s)
     for _ in schedule:

@@ -260,8 +260,8 @@ class TritonServer:
                 errors = self.errors()
                 detail = ("\n  ".join(["Triton's errors:", *errors]) if errors else
                           f"the end of its log:\n{self.log_tail()}")
-                raise ServingError(f"tritonserver exited with code {code} while starting (log {self._log_path}); "
-                                   f"{detail}")
+                how = (f"crashed ({signal.Signals(-code).name})" if code < 0 else f"exited with code {code}")
+                raise ServingError(f"tritonserver {how} while starting (log {self._log_path}); {detail}")
             if self.is_ready():
                 self.expected_stubs = len(self.stub_pids())  # before anyone is told it is ready
                 return

@@ -420,3 +420,16 @@ def test_the_readme_tritonclient_snippet_runs_as_written(server, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and all(re.fullmatch(r"[a-z_]+: [01]\.\d{3}", line) for line in lines), lines
     assert namespace["where"].shape == (16, 8, 8) and namespace["when"].shape == (16,)
+
+
+def test_load_generator_closed_and_open_loop(server, held_out):
+    from serving.loadgen import ClientMetrics, closed_loop, open_loop
+
+    clips = clips_from(server, held_out[0][:4])
+    metrics = ClientMetrics()
+    closed = closed_loop(server.options.grpc_url, MODEL, clips, concurrency=2, duration_s=1.0, metrics=metrics)
+    opened = open_loop(server.options.grpc_url, MODEL, clips, rate_per_s=20, duration_s=1.0, metrics=metrics)
+    assert closed.codes["OK"] == closed.requests > 0 and len(closed.latencies_s) == closed.requests
+    assert opened.codes == {"OK": 20} and len(opened.latencies_s) == 20
+    observed = metrics.registry.get_sample_value("stanet_client_request_duration_seconds_count", {"model": MODEL})
+    assert observed == closed.requests + 20

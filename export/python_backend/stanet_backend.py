@@ -26,7 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 ONNX_FILE = "model.onnx"  # beside model.py in the version folder
-INTRA_OP_PARAMETER = "intra_op_thread_count"  # config.pbtxt `parameters`; "0" = every core we may use
+INTRA_OP_PARAMETER = "intra_op_thread_count"  # config.pbtxt `parameters`; "0" = our cores / instances
 INTER_OP_PARAMETER = "inter_op_thread_count"
 TIME_BUDGET_PARAMETER = "time_budget_ms"  # the longest one model call may take before it is ended
 DEFAULT_TIME_BUDGET_MS = "30000"
@@ -119,6 +119,7 @@ def settings_from_config(config: dict[str, Any], dtypes: dict[str, np.dtype]) ->
     if not outputs:
         raise ValueError("the model config declares no outputs")
     intra = _parameter(config, INTRA_OP_PARAMETER, "0")
+    instances = sum(int(group.get("count", 1)) for group in config.get("instance_group", [])) or 1
     budget_ms = _parameter(config, TIME_BUDGET_PARAMETER, DEFAULT_TIME_BUDGET_MS)
     if budget_ms < 1:
         raise ValueError(f"config parameter {TIME_BUDGET_PARAMETER!r} must be >= 1 (milliseconds)")
@@ -130,7 +131,7 @@ def settings_from_config(config: dict[str, Any], dtypes: dict[str, np.dtype]) ->
         max_batch_size=int(config.get("max_batch_size", 0)),
         output_names=outputs,
         output_dtypes={name: np.dtype(dtypes[name]) for name in outputs},
-        intra_op_threads=intra or available_cores(),
+        intra_op_threads=intra or max(available_cores() // instances, 1),  # the cores, shared by the instances
         inter_op_threads=_parameter(config, INTER_OP_PARAMETER, "1") or 1,
         time_budget_s=budget_ms / 1000.0,
         fault=fault,
@@ -142,7 +143,14 @@ def create_session(model_path: str | Path, settings: BackendSettings) -> ort.Inf
     options = ort.SessionOptions()
     options.intra_op_num_threads = settings.intra_op_threads
     options.inter_op_num_threads = settings.inter_op_threads
-    return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    graph_input = session.get_inputs()[0]
+    graph_dims = tuple(graph_input.shape[1:])  # without the batch axis
+    if graph_input.name != settings.input_name or graph_dims != settings.input_dims:
+        raise ValueError(f"config.pbtxt declares input {settings.input_name!r} {list(settings.input_dims)} but "
+                         f"{ONNX_FILE} takes {graph_input.name!r} {list(graph_dims)}: the config does not belong "
+                         f"to this model; export again")
+    return session
 
 
 def session_runner(session: ort.InferenceSession, settings: BackendSettings) -> Runner:
