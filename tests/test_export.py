@@ -244,7 +244,7 @@ def test_onnxruntime_export_writes_a_triton_model_matching_the_graph(tiny_checkp
     assert batching.default_queue_policy.max_queue_size == 16
     assert batching.default_queue_policy.default_timeout_microseconds > 0
     assert batching.default_queue_policy.timeout_action == model_config_pb2.ModelQueuePolicy.REJECT
-    assert [(g.kind, g.count) for g in config.instance_group] == [(model_config_pb2.ModelInstanceGroup.KIND_CPU, 1)]
+    assert [(g.kind, g.count) for g in config.instance_group] == [(model_config_pb2.ModelInstanceGroup.KIND_CPU, 2)]
     (warmup,) = config.model_warmup
     assert warmup.batch_size == 1 and list(warmup.inputs) == [INPUT_CLIP]
     assert list(warmup.inputs[INPUT_CLIP].dims) == list(config.input[0].dims) and warmup.inputs[INPUT_CLIP].zero_data

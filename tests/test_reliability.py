@@ -406,8 +406,10 @@ def test_f1_a_crashed_stub_is_reported_and_triton_restarted(served_repository):
             for _ in range(10):
                 try:
                     client.infer_clips(np.zeros((1, *CLIP), np.uint8), top_k=1)
-                except ServingError as exc:
-                    assert re.search(r"Stub process 'stanet_0_\d' is not healthy", str(exc)), exc
+                except ServingError as exc:  # the dead instance, or the restart already under way
+                    assert re.search(r"Stub process 'stanet_0_\d' is not healthy|not available|no available "
+                                     r"versions|shutting down", str(exc)), exc
+                    break
         text = "".join(output.until("ready again", "giving up", "failed", timeout_s=90))
         assert "Triton is not ready" in text and "restarting it (1 of at most 5" in text, text
         with StanetClient(url) as client:
