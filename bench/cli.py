@@ -12,7 +12,6 @@ import resource
 import sys
 from pathlib import Path
 
-import numpy as np
 
 TARGETS = (  # (name, description): evaluated in targets()
     ("triton_vs_ort_throughput", "(c) throughput >= 0.9 x (b) at the best concurrency / batch"),
@@ -99,12 +98,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.flops import flops_per_clip
     from bench.runners import fp32_ceiling_gflops, onnxruntime_session, timed_loop, torch_eager
-    from bench.served import load_point, peak_rss_mb
+    from bench.served import load_point
     from export.clips import dataset_clips
     from export.errors import GateError
     from export.onnx_graph import serving_module
     from export.pipeline import ExportRequest, export_model
     from export.python_backend.stanet_backend import available_cores
+    from serving.procfs import memory_mb
     from serving.server import ServerOptions, TritonServer
     from stanet.checkpoint import load_checkpoint
     from stanet.constants import INPUT_CLIP
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             rate = 0.8 * _best(report[key])["clips_per_s"]  # open loop at 80% of the closed-loop best
             report[f"{key}_open_loop"] = load_point(server, model, clips, rate=rate, seconds=args.seconds)
             print(f"stanet bench: {key} done", flush=True)
-        report["server_peak_rss_mb"] = peak_rss_mb([server.pid, *server.stub_pids()])
+        report["server_peak_rss_mb"] = memory_mb([server.pid, *server.stub_pids()], "VmHWM")
     report["client_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     report["achieved_gflops"] = {key: _best(report[key])["clips_per_s"] * flops / 1e9
                                  for key in ("torch_eager", "onnxruntime", "triton_fp32", "triton_int8")

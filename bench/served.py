@@ -4,20 +4,18 @@ the CPU the server used (its process and its python-backend stubs, from /proc)."
 
 from __future__ import annotations
 
-import os
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 
 from bench.stats import summarize
 from serving.loadgen import ClientMetrics, closed_loop, open_loop
+from serving.procfs import cpu_seconds
 from serving.server import TritonServer
 
 SPLIT = {"queue_ms": "nv_inference_queue_duration_us", "compute_input_ms": "nv_inference_compute_input_duration_us",
          "compute_infer_ms": "nv_inference_compute_infer_duration_us",
          "compute_output_ms": "nv_inference_compute_output_duration_us"}
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _counters(url: str, model: str) -> dict[str, float]:
@@ -31,40 +29,18 @@ def _counters(url: str, model: str) -> dict[str, float]:
     return values
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICKS
-
-
-def peak_rss_mb(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
-    return total / 1024
-
-
 def load_point(server: TritonServer, model: str, clips: np.ndarray, *, seconds: float, concurrency: int = 0,
                batch: int = 1, rate: float = 0.0, metrics: ClientMetrics | None = None) -> dict:
     """A closed-loop point (`concurrency` in flight, `batch` clips each) or, with `rate`, an open-loop one."""
     pids = [server.pid, *server.stub_pids()]
-    before, cpu_before = _counters(server.options.metrics_url, model), _cpu_seconds(pids)
+    before, cpu_before = _counters(server.options.metrics_url, model), cpu_seconds(pids)
     if rate > 0:
         result = open_loop(server.options.grpc_url, model, clips, rate_per_s=rate, duration_s=seconds,
                            metrics=metrics)
     else:
         result = closed_loop(server.options.grpc_url, model, clips, concurrency=concurrency, duration_s=seconds,
                              metrics=metrics, batch_size=batch)
-    after, cpu_after = _counters(server.options.metrics_url, model), _cpu_seconds(pids)
+    after, cpu_after = _counters(server.options.metrics_url, model), cpu_seconds(pids)
     delta = {k: after[k] - before[k] for k in after}
     requests = max(delta["nv_inference_request_success"], 1.0)
     point = summarize(result.latencies_s, result.clips, result.elapsed_s).to_dict()

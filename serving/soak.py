@@ -24,22 +24,12 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from serving.procfs import memory_mb
 from serving.server import ServerOptions, TritonServer
 
 EXPECTED = {"valid": {"OK", "UNAVAILABLE"}, "invalid": {"INVALID_ARGUMENT"},
             "deadline": {"DEADLINE_EXCEEDED", "OK"}, "cancel": {"CANCELLED", "OK"}}
 RSS_BUDGET_MB = 20.0
-
-
-def _rss_mb(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
-    return total / 1024
 
 
 def _status(exc: InferenceServerException) -> str:
@@ -143,12 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         stubs_at_start = server.stub_pids()
         warm = Soak(server, args.model, shape)
         warm.run(args.warmup, project)
-        rss_start = _rss_mb(pids())
+        rss_start = memory_mb(pids())
         print(f"soak: warm-up done, server RSS {rss_start:.1f} MB; mixed load for {args.minutes:g} min...", flush=True)
         soak = Soak(server, args.model, shape)
         soak.run(args.minutes * 60, project)
         time.sleep(5)
-        rss_end = _rss_mb(pids())
+        rss_end = memory_mb(pids())
         pending = _metric(options.metrics_url, "nv_inference_pending_request_count")
         after = Counter()
         with grpcclient.InferenceServerClient(options.grpc_url) as client:

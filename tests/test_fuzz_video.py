@@ -5,7 +5,6 @@ seeded examples."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
