@@ -29,3 +29,9 @@ def wait_for(predicate, timeout_s: float, interval_s: float = 0.5, what: str = "
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout_s:g} s")
         time.sleep(interval_s)
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` carrying `labels` in Prometheus' text format (0 if none)."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()))

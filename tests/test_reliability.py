@@ -28,7 +28,7 @@ from tritonclient.grpc import model_config_pb2, service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from export.python_backend.stanet_backend import FAULT_PARAMETER, TIME_BUDGET_PARAMETER
-from helpers import free_port, http_get, wait_for
+from helpers import free_port, http_get, metric_sum, wait_for
 from serving.client import StanetClient
 from serving.errors import ServingError
 from serving.server import ADMIN_HEADER_KEY, ServerOptions, TritonServer, stub_pids
@@ -102,10 +102,7 @@ def refused(server, status: str, pattern: str, **kwargs) -> str:
 
 
 def metric(server, name: str, **labels: str) -> float:
-    """The sum of the samples of `name` carrying `labels`."""
-    text = http_get(server.options.metrics_url)
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()))
+    return metric_sum(http_get(server.options.metrics_url), name, **labels)
 
 
 @pytest.fixture(autouse=True)

@@ -31,7 +31,7 @@ from serving.server import ServerOptions, TritonServer
 from stanet.constants import INPUT_CLIP, OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION, OUTPUT_TEMPORAL_ATTENTION
 from stanet.dataset_format import load_dataset
 from stanet.video import write_video
-from helpers import free_port
+from helpers import free_port, metric_sum
 
 pytestmark = pytest.mark.slow
 MODEL = "stanet"
@@ -92,10 +92,8 @@ def metrics(server) -> str:
 
 def metric(text: str, name: str, **labels: str) -> float:
     """The value of one sample of the Prometheus text format."""
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"no sample {name} {labels} in the metrics")
+    assert name + "{" in text, f"no sample {name} {labels} in the metrics"
+    return metric_sum(text, name, **labels)
 
 
 def test_served_labels_are_right_on_held_out_clips(server, held_out, session):
