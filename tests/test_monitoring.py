@@ -200,9 +200,9 @@ def test_metric_names_are_read_from_promql():
 
 def test_every_query_parses_and_returns_series(prometheus):
     # Rules need a few evaluations over scraped data (rates over 1m windows, deriv over 5m).
-    wait_for(lambda: prometheus.series("stanet:client_latency_seconds:p99")
-             and prometheus.series("stanet:queue_compute:ratio") and prometheus.series("stanet:latency_seconds:p99"),
-             90, what="recording rules with data")
+    wait_for(lambda: all(prometheus.series(name) for name in (
+        "stanet:client_latency_seconds:p99", "stanet:queue_compute:ratio", "stanet:latency_seconds:p99",
+        "stanet:requests:rate1m", "stanet:failure_ratio:rate1m")), 90, what="recording rules with data")
     dashboard = json.loads(DASHBOARD.read_text())
     expressions = ([(w, e, False) for w, e in dashboard_expressions(dashboard)] + rule_expressions()
                    + [(w, e, False) for w, e in autoscaler_expressions()])
