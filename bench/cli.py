@@ -2,6 +2,9 @@
 process, (b) onnxruntime in process, (c) the embedded Triton over gRPC, (d) INT8 through Triton; with the
 model's FLOPs per clip and this machine's fp32 ceiling measured in the same run. Writes report.json and
 latency_vs_throughput.png to --output and prints the table, the ratios and the targets.
+
+With --url it measures models already served by any Triton instead (a GPU server with the TensorRT plan and
+onnxruntime + TensorRT models, say): a batch x concurrency sweep per model, no in-process contenders.
 """
 
 from __future__ import annotations
@@ -12,93 +15,49 @@ import resource
 import sys
 from pathlib import Path
 
-
-TARGETS = (  # (name, description): evaluated in targets()
-    ("triton_vs_ort_throughput", "(c) throughput >= 0.9 x (b) at the best concurrency / batch"),
-    ("triton_latency_overhead", "(c) median latency at concurrency 1 <= (b) batch 1 + 2 ms"),
-    ("triton_vs_torch", "(c) throughput >= 1.8 x (a)"),
-    ("int8_vs_torch", "(d) throughput >= 3.5 x (a), within the INT8 gate"),
-    ("ceiling", "(c) achieved GFLOP/s >= 80% of the fp32 ceiling (ResNet-18 model)"),
-)
+# Ports of the embedded server the benchmark starts (not the defaults, so a running `stanet serve` is left alone).
+BENCH_GRPC_PORT = 18701
+BENCH_METRICS_PORT = 18702
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stanet bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--checkpoint", type=Path, help="the model (required without --url)")
     parser.add_argument("--data", type=Path, required=True, help="dataset: INT8 calibration and the clips sent")
     parser.add_argument("--output", type=Path, required=True, help="folder for the repository, report and plot")
     parser.add_argument("--seconds", type=float, default=8.0, help="per measured point (default: 8)")
-    parser.add_argument("--batches", default="1,4,8", help="in-process batch sizes (default: 1,4,8)")
-    parser.add_argument("--concurrency", default="1,2,4,8", help="Triton concurrency sweep (default: 1,2,4,8)")
+    parser.add_argument("--batches", default="1,4,8",
+                        help="in-process batch sizes; with --url, clips per request (default: 1,4,8)")
+    parser.add_argument("--concurrency", default="1,2,4,8", help="requests in flight, swept (default: 1,2,4,8)")
     parser.add_argument("--threads", type=int, default=0, help="in-process threads (default: every core)")
+    parser.add_argument("--instances", type=int, default=0, help="Triton model instances (default: the export's)")
+    parser.add_argument("--intra-op-threads", type=int, default=0,
+                        help="onnxruntime threads per Triton instance (default: cores / instances)")
     parser.add_argument("--label", default="model", help="name of this model in the report")
-    return parser.parse_args(argv)
-
-
-def _best(points: list[dict]) -> dict:
-    return max(points, key=lambda p: p["clips_per_s"]) if points else {"clips_per_s": 0.0}
-
-
-def targets(report: dict) -> list[dict]:
-    """Each target with its measured ratio and pass/fail (ratios from this run only)."""
-    a, b = report["torch_eager"], report["onnxruntime"]
-    c, d = report["triton_fp32"], report["triton_int8"]
-    b1 = next(p for p in b if p["batch"] == 1)
-    c1 = next(p for p in c if p["concurrency"] == 1)
-    values = {
-        "triton_vs_ort_throughput": (_best(c)["clips_per_s"] / _best(b)["clips_per_s"], 0.9),
-        "triton_latency_overhead": (c1["p50_ms"] - b1["p50_ms"], 2.0),
-        "triton_vs_torch": (_best(c)["clips_per_s"] / _best(a)["clips_per_s"], 1.8),
-        "int8_vs_torch": (_best(d)["clips_per_s"] / _best(a)["clips_per_s"], 3.5),
-        "ceiling": (report["achieved_gflops"]["triton_fp32"] / report["fp32_ceiling_gflops"], 0.8),
-    }
-    out = []
-    for name, text in TARGETS:
-        value, bound = values[name]
-        passed = value <= bound if name == "triton_latency_overhead" else value >= bound
-        if name == "int8_vs_torch":
-            passed = passed and report["int8_gate"].get("passed", False)
-        out.append({"target": name, "description": text, "value": round(value, 3), "bound": bound, "passed": passed})
-    return out
-
-
-def plot(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for key, label in (("torch_eager", "(a) PyTorch eager"), ("onnxruntime", "(b) onnxruntime"),
-                       ("triton_fp32", "(c) Triton fp32"), ("triton_int8", "(d) Triton int8")):
-        points = report[key]
-        if not points:
-            continue
-        x = [p["clips_per_s"] for p in points]
-        for axis, stat in zip(axes, ("p50_ms", "p99_ms")):
-            axis.plot(x, [p[stat] for p in points], marker="o", label=label)
-    for axis, stat in zip(axes, ("p50", "p99")):
-        axis.set_xlabel("throughput (clips/s)")
-        axis.set_ylabel(f"{stat} latency (ms)")
-        axis.set_yscale("log")
-        axis.grid(alpha=0.3)
-    axes[0].legend()
-    figure.suptitle(f"{report['label']}: latency against throughput (one run, {report['machine']})")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    parser.add_argument("--url", help="measure a running Triton at HOST:PORT (gRPC) instead of starting one")
+    parser.add_argument("--metrics-url", help="with --url: its metrics page (default: http://HOST:8002/metrics)")
+    parser.add_argument("--models", default="stanet", help="with --url: served model names (default: stanet)")
+    args = parser.parse_args(argv)
+    if not args.url and args.checkpoint is None:
+        parser.error("--checkpoint is required (or --url to measure a running server)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.url:
+        from bench.remote import run_remote
+
+        return run_remote(args)
     import os
     import platform
 
     import torch
 
     from bench.flops import flops_per_clip
+    from bench.report import best, plot, render, targets
     from bench.runners import fp32_ceiling_gflops, onnxruntime_session, timed_loop, torch_eager
-    from bench.served import load_point
+    from bench.served import Endpoint, load_point
     from export.clips import dataset_clips
     from export.errors import GateError
     from export.onnx_graph import serving_module
@@ -117,10 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"stanet bench: error: {repository} exists; choose a new --output")
     args.output.mkdir(parents=True, exist_ok=True)
     quiet = lambda message: None  # noqa: E731
-    export_model(ExportRequest(checkpoint=args.checkpoint, repository=repository, target="python"), log=quiet)
+    serving = {"instances": args.instances, "intra_op_threads": args.intra_op_threads}
+    export_model(ExportRequest(checkpoint=args.checkpoint, repository=repository, target="python", **serving),
+                 log=quiet)
     try:
         int8 = export_model(ExportRequest(checkpoint=args.checkpoint, repository=repository, target="python",
-                                          name="stanet_int8", precision="int8", calibration=args.data), log=quiet)
+                                          name="stanet_int8", precision="int8", calibration=args.data, **serving),
+                            log=quiet)
     except GateError as exc:  # not served: (d) is reported as failed, not measured
         print(f"stanet bench: {exc}; (d) is not measured", flush=True)
         int8 = {"int8": {"passed": False, "error": str(exc)}}
@@ -130,26 +92,30 @@ def main(argv: list[str] | None = None) -> int:
     flops = flops_per_clip(module, torch.from_numpy(clips[:1]))
     print(f"stanet bench: {args.label}: {flops / 1e9:.3f} GFLOP per clip; {threads} threads", flush=True)
     report = {"label": args.label, "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-              "threads": threads, "gflop_per_clip": flops / 1e9, "int8_gate": int8.get("int8") or {}}
+              "threads": threads, "gflop_per_clip": flops / 1e9, "int8_gate": int8.get("int8") or {},
+              "serving": {"instances": args.instances or "default", "intra_op_threads": args.intra_op_threads or
+                          "cores / instances"}}
     report["fp32_ceiling_gflops"] = fp32_ceiling_gflops(threads)
     eager = torch_eager(module, threads)
     report["torch_eager"] = [{**timed_loop(eager, clips, b, args.seconds).to_dict(), "batch": b} for b in batches]
     session = onnxruntime_session(str(repository / "stanet" / "1" / "model.onnx"), threads, INPUT_CLIP)
     report["onnxruntime"] = [{**timed_loop(session, clips, b, args.seconds).to_dict(), "batch": b} for b in batches]
     del session, eager
-    options = ServerOptions(repository=repository, grpc_port=18701, metrics_port=18702, exit_timeout_s=10)
+    options = ServerOptions(repository=repository, grpc_port=BENCH_GRPC_PORT, metrics_port=BENCH_METRICS_PORT,
+                            exit_timeout_s=10)
     with TritonServer(options) as server:
+        endpoint = Endpoint.of(server)
         served = [("triton_fp32", "stanet")] + ([("triton_int8", "stanet_int8")] if int8["int8"]["passed"] else [])
         report["triton_int8"] = []
         for key, model in served:
-            report[key] = [load_point(server, model, clips, concurrency=c, batch=1, seconds=args.seconds)
+            report[key] = [load_point(endpoint, model, clips, concurrency=c, batch=1, seconds=args.seconds)
                            for c in sweep]
-            rate = 0.8 * _best(report[key])["clips_per_s"]  # open loop at 80% of the closed-loop best
-            report[f"{key}_open_loop"] = load_point(server, model, clips, rate=rate, seconds=args.seconds)
+            rate = 0.8 * best(report[key])["clips_per_s"]  # open loop at 80% of the closed-loop best
+            report[f"{key}_open_loop"] = load_point(endpoint, model, clips, rate=rate, seconds=args.seconds)
             print(f"stanet bench: {key} done", flush=True)
         report["server_peak_rss_mb"] = memory_mb([server.pid, *server.stub_pids()], "VmHWM")
     report["client_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    report["achieved_gflops"] = {key: _best(report[key])["clips_per_s"] * flops / 1e9
+    report["achieved_gflops"] = {key: best(report[key])["clips_per_s"] * flops / 1e9
                                  for key in ("torch_eager", "onnxruntime", "triton_fp32", "triton_int8")
                                  if report[key]}
     report["targets"] = targets(report)
@@ -157,36 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     plot(report, args.output / "latency_vs_throughput.png")
     print(render(report))
     return 0
-
-
-def render(report: dict) -> str:
-    lines = [f"{report['label']}: {report['gflop_per_clip']:.3f} GFLOP/clip, fp32 ceiling "
-             f"{report['fp32_ceiling_gflops']:.0f} GFLOP/s ({report['threads']} threads)",
-             f"{'variant':<14} {'point':<8} {'clips/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}"]
-    for key in ("torch_eager", "onnxruntime", "triton_fp32", "triton_int8"):
-        for p in report[key]:
-            point = f"b{p['batch']}" if "concurrency" not in p else f"c{p['concurrency']}"
-            lines.append(f"{key:<14} {point:<8} {p['clips_per_s']:>8.1f} {p['p50_ms']:>8.2f} {p['p90_ms']:>8.2f} "
-                         f"{p['p99_ms']:>8.2f}")
-    for key in ("triton_fp32_open_loop", "triton_int8_open_loop"):
-        if key in report:
-            p = report[key]
-            lines.append(f"{key}: {p['rate']:.1f} requests/s offered, {p['clips_per_s']:.1f} clips/s answered, "
-                         f"p50 {p['p50_ms']:.2f} ms, p99 {p['p99_ms']:.2f} ms")
-    best_a = _best(report["torch_eager"])["clips_per_s"]
-    best_b = _best(report["onnxruntime"])["clips_per_s"]
-    for key in ("onnxruntime", "triton_fp32", "triton_int8"):
-        if not report[key]:
-            lines.append(f"{key}: not measured ({report['int8_gate'].get('error', '')})")
-            continue
-        best = _best(report[key])["clips_per_s"]
-        lines.append(f"{key}: {best / best_a:.2f}x (a), {best / best_b:.2f}x (b), "
-                     f"{report['achieved_gflops'][key]:.1f} GFLOP/s")
-    for t in report["targets"]:
-        lines.append(f"[{'PASS' if t['passed'] else 'FAIL'}] {t['description']}: {t['value']} (bound {t['bound']})")
-    lines.append(f"server peak RSS {report['server_peak_rss_mb']:.0f} MB, client peak RSS "
-                 f"{report['client_peak_rss_mb']:.0f} MB")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

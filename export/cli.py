@@ -34,6 +34,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--instance-kind", choices=INSTANCE_KINDS,
                         help="default: cpu for onnxruntime/python, gpu for tensorrt; onnxruntime + gpu adds "
                              "Triton's TensorRT execution accelerator")
+    parser.add_argument("--instances", type=int, default=0,
+                        help="model instances (default: 2 on CPU, see docs/benchmark.md; 1 per GPU)")
+    parser.add_argument("--intra-op-threads", type=int, default=0,
+                        help="--target python: onnxruntime threads per instance (default: cores / instances)")
     parser.add_argument("--timing-cache", type=Path, help="TensorRT timing cache file (--target tensorrt)")
     return parser.parse_args(argv)
 
@@ -47,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     request = ExportRequest(checkpoint=args.checkpoint, repository=args.repository, target=args.target,
                             name=args.name, version=args.version, max_batch_size=args.max_batch_size,
                             precision=args.precision, instance_kind=args.instance_kind,
-                            calibration=args.calibration, data=args.data,
+                            calibration=args.calibration, data=args.data, instances=args.instances,
+                            intra_op_threads=args.intra_op_threads,
                             timing_cache=args.timing_cache or DEFAULT_TIMING_CACHE)
     try:
         export_model(request)

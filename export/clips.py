@@ -35,15 +35,22 @@ def random_clips(count: int, config: ModelConfig, *, seed: int = 0) -> ClipSet:
     return ClipSet(clips=clips, labels=np.full(count, -1, dtype=np.int64), source=f"random uint8 (seed {seed})")
 
 
-def dataset_clips(root: str | Path, splits: tuple[str, ...], config: ModelConfig, class_names: tuple[str, ...],
-                  *, limit: int) -> ClipSet:
+def dataset_clips(root: str | Path, splits: tuple[str, ...], config: ModelConfig | tuple[int, int, int],
+                  class_names: tuple[str, ...] | None, *, limit: int) -> ClipSet:
     """Up to `limit` clips of the first non-empty split in `splits`, spread evenly over it (so every part of
-    the file, and usually every class, is represented). Undecodable videos are skipped and counted."""
+    the file, and usually every class, is represented). Undecodable videos are skipped and counted.
+
+    Args:
+        config: the model's config, or its clip shape (T, H, W) where only a served model's signature is known.
+        class_names: the checkpoint's classes, which the dataset's must equal; None skips the check.
+    """
+    clip_length, height, width = (config if isinstance(config, tuple)
+                                  else (config.clip_length, config.height, config.width))
     try:
         dataset = load_dataset(root)
     except DatasetFormatError as exc:
         raise ExportError(f"cannot read the dataset: {exc}") from None
-    if tuple(dataset.class_names) != tuple(class_names):
+    if class_names is not None and tuple(dataset.class_names) != tuple(class_names):
         raise ExportError(f"{root} has classes {list(dataset.class_names)}, the checkpoint was trained on "
                           f"{list(class_names)} (same names in the same order expected)")
     split, records = next(((s, dataset.split(s)) for s in splits if dataset.split(s)), (None, []))
@@ -60,7 +67,7 @@ def dataset_clips(root: str | Path, splits: tuple[str, ...], config: ModelConfig
             log.warning("skipping %s (line %d): %s", record.video, record.line, exc.reason)
             skipped += 1
             continue
-        clips.append(sample_clip(frames, config.clip_length, config.height, config.width)[0])
+        clips.append(sample_clip(frames, clip_length, height, width)[0])
         labels.append(record.label_index)
     if not clips:
         raise ExportError(f"none of the {len(records)} videos of {root} ({split} split) could be decoded")

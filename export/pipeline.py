@@ -44,6 +44,8 @@ class ExportRequest:
     max_batch_size: int = 8
     precision: str | None = None  # None: the target's default (see SUPPORTED_PRECISIONS)
     instance_kind: str | None = None  # None: cpu for onnxruntime/python, gpu for tensorrt
+    instances: int = 0  # 0: the default count (see export.triton_config.ServingOptions)
+    intra_op_threads: int = 0  # python target; 0: cores / instances when the model loads
     calibration: Path | None = None
     data: Path | None = None
     timing_cache: Path = DEFAULT_TIMING_CACHE
@@ -53,7 +55,8 @@ def serving_options(request: ExportRequest) -> ServingOptions:
     kind = request.instance_kind or DEFAULT_INSTANCE_KIND.get(request.target, "cpu")
     precision = request.precision or (SUPPORTED_PRECISIONS.get((request.target, kind)) or ("fp32",))[0]
     options = ServingOptions(name=request.name, target=request.target, instance_kind=kind,
-                             max_batch_size=request.max_batch_size, precision=precision)
+                             max_batch_size=request.max_batch_size, precision=precision,
+                             instances=request.instances, intra_op_threads=request.intra_op_threads)
     check_options(options)
     if precision == "int8" and request.calibration is None:
         raise ExportError("--precision int8 needs --calibration DATA_DIR: a dataset in the stanet format whose "

@@ -66,6 +66,12 @@ class ServingOptions:
     instance_kind: str  # "cpu" or "gpu"
     max_batch_size: int
     precision: str  # one of PRECISIONS
+    instances: int = 0  # model instances; 0 = CPU_INSTANCES on CPU, one per GPU
+    intra_op_threads: int = 0  # python target: onnxruntime threads per instance; 0 = cores / instances at load
+
+    @property
+    def instance_count(self) -> int:
+        return self.instances or (CPU_INSTANCES if self.instance_kind == "cpu" else 1)
 
 
 def check_options(options: ServingOptions) -> None:
@@ -81,6 +87,13 @@ def check_options(options: ServingOptions) -> None:
         problems.append(f"--name must be letters, digits, '_', '-' or '.', not starting with '.', got {options.name!r}")
     if options.max_batch_size < 1:
         problems.append(f"--max-batch-size must be >= 1, got {options.max_batch_size}")
+    if options.instances < 0:
+        problems.append(f"--instances must be >= 1 (or 0 for the default), got {options.instances}")
+    if options.intra_op_threads < 0:
+        problems.append(f"--intra-op-threads must be >= 1 (or 0 for cores / instances), got {options.intra_op_threads}")
+    if options.intra_op_threads and options.target != "python":
+        problems.append("--intra-op-threads applies to --target python only (Triton's own backends take their "
+                        "threads from the server)")
     if problems:
         raise ExportError("; ".join(problems))
     supported = SUPPORTED_PRECISIONS[(options.target, options.instance_kind)]
@@ -156,8 +169,7 @@ def render_config(signature: ServingSignature, options: ServingOptions) -> str:
         f"    default_timeout_microseconds: {QUEUE_TIMEOUT_MICROSECONDS}\n"
         "    timeout_action: REJECT\n"
         "  }\n}",
-        f"instance_group [\n  {{ kind: KIND_{options.instance_kind.upper()} count: "
-        f"{CPU_INSTANCES if options.instance_kind == 'cpu' else 1} }}\n]",
+        f"instance_group [\n  {{ kind: KIND_{options.instance_kind.upper()} count: {options.instance_count} }}\n]",
         # Not READY until one real-shaped clip has run: the first client request does not pay for lazy
         # initialization (or, on GPU, for the engine build).
         "model_warmup [\n  {\n"
@@ -174,7 +186,8 @@ def render_config(signature: ServingSignature, options: ServingOptions) -> str:
                         f'      metric_identifier {{ family: "{LATENCY_HISTOGRAM_FAMILY}" }}\n'
                         f"      histogram_options {{ buckets: [ {buckets} ] }}\n    }}\n  ]\n}}")
     if options.target == "python":
-        parameters = ((INTRA_OP_PARAMETER, DEFAULT_INTRA_OP_THREADS), (INTER_OP_PARAMETER, DEFAULT_INTER_OP_THREADS),
+        parameters = ((INTRA_OP_PARAMETER, str(options.intra_op_threads or DEFAULT_INTRA_OP_THREADS)),
+                      (INTER_OP_PARAMETER, DEFAULT_INTER_OP_THREADS),
                       (TIME_BUDGET_PARAMETER, DEFAULT_TIME_BUDGET_MS))
         sections.append("parameters [\n" + ",\n".join(f"  {_model_parameter(k, v)}" for k, v in parameters) + "\n]")
     return "\n\n".join(sections) + "\n"

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.cli import render, targets
+from bench.report import render, targets
 from bench.stats import percentiles, summarize
 from serving.loadgen import open_loop_schedule
 

@@ -31,7 +31,7 @@ from export.python_backend import stanet_backend
 from export.quantize import check_int8, quantize_int8
 from export.signature import serving_signature
 from export.tensorrt import TENSORRT_SUPPORTED_OPS, static_check
-from export.triton_config import ServingOptions, render_config
+from export.triton_config import check_options, ServingOptions, render_config
 from stanet.checkpoint import load_checkpoint, save_checkpoint
 from stanet.config import ModelConfig
 from stanet.constants import (INPUT_CLIP, LABELS_FILE, OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION,
@@ -291,6 +291,23 @@ def test_gpu_configs_carry_the_tensorrt_profile(tiny_graph):
     plan = text_format.Parse(render_config(signature, ServingOptions("stanet", "tensorrt", "gpu", 8, "fp16")),
                              model_config_pb2.ModelConfig())
     assert plan.platform == "tensorrt_plan" and not plan.HasField("optimization")
+
+
+def test_instances_and_threads_are_serving_options(tiny_graph):
+    """`stanet export --instances N --intra-op-threads K` (the tuning knobs of docs/benchmark.md)."""
+    model, _ = tiny_graph
+    signature = serving_signature(TINY, model.feature_map_size())
+    tuned = ServingOptions("stanet", "python", "cpu", 8, "fp32", instances=1, intra_op_threads=2)
+    config = text_format.Parse(render_config(signature, tuned), model_config_pb2.ModelConfig())
+    assert [g.count for g in config.instance_group] == [1]
+    assert config.parameters[stanet_backend.INTRA_OP_PARAMETER].string_value == "2"
+    gpu = text_format.Parse(render_config(signature, ServingOptions("stanet", "tensorrt", "gpu", 8, "fp16", instances=3)),
+                            model_config_pb2.ModelConfig())
+    assert [g.count for g in gpu.instance_group] == [3]
+    with pytest.raises(ExportError, match="--intra-op-threads applies to --target python only"):
+        check_options(ServingOptions("stanet", "onnxruntime", "cpu", 8, "fp32", intra_op_threads=2))
+    with pytest.raises(ExportError, match="--instances must be >= 1"):
+        check_options(ServingOptions("stanet", "python", "cpu", 8, "fp32", instances=-1))
 
 
 def test_an_existing_version_is_refused_and_a_new_one_added(tiny_checkpoint, tmp_path, capsys):

@@ -431,3 +431,23 @@ def test_load_generator_closed_and_open_loop(server, held_out):
     assert opened.codes == {"OK": 20} and len(opened.latencies_s) == 20
     observed = metrics.registry.get_sample_value("stanet_client_request_duration_seconds_count", {"model": MODEL})
     assert observed == closed.requests + 20
+
+
+def test_bench_measures_any_running_triton_by_url(server, easy_dataset, tmp_path):
+    """`stanet bench --url` (the GPU path's benchmark) against this server: every batch x concurrency point
+    answered, batches above the model's limit skipped, the report and plot written."""
+    from bench.cli import main as bench_main
+
+    output = tmp_path / "remote"
+    assert bench_main(["--url", server.options.grpc_url, "--metrics-url", server.options.metrics_url,
+                       "--data", str(easy_dataset), "--output", str(output), "--models", MODEL,
+                       "--batches", f"1,2,{MAX_BATCH + 1}", "--concurrency", "1,2", "--seconds", "0.5"]) == 0
+    report = json.loads((output / "report.json").read_text())
+    points = report["models"][MODEL]["points"]
+    assert [(p["batch"], p["concurrency"]) for p in points] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    for point in points:
+        assert set(point["codes"]) == {"OK"} and point["clips_per_s"] > 0 and point["p99_ms"] >= point["p50_ms"]
+        assert point["server_cpu_cores"] is None  # a server elsewhere: its CPU is not ours to read
+        assert point["compute_infer_ms"] > 0  # the server-side split, from the metrics page
+    assert report["models"][MODEL]["clip_shape"] == [16, 32, 32]
+    assert (output / "latency_vs_throughput.png").stat().st_size > 0

@@ -28,6 +28,7 @@ class TrainConfig:
     grad_clip: float = 5.0  # max gradient norm, 0 = off
     loss: LossWeights = field(default_factory=LossWeights)
     regularizer_warmup_epochs: float = 0.0  # regularizer weights ramp linearly from 0 over this many epochs
+    regularizer_start_epoch: float = 0.0  # regularizers are off before this epoch, then warm up
     seed: int = 1234
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # mixed precision, used on CUDA only

@@ -83,11 +83,25 @@ def autocast_for(device: torch.device, enabled: bool):
 
 
 def warmed_up(config: TrainConfig, epochs_done: float) -> LossWeights:
-    """The regularizer weights after `epochs_done` (fractional) epochs of the linear warm-up."""
-    if config.regularizer_warmup_epochs <= 0:
+    """The regularizer weights after `epochs_done` (fractional) epochs: 0 before `regularizer_start_epoch`,
+    then a linear ramp over `regularizer_warmup_epochs` (the cross-entropy weight is always 1)."""
+    since_start = epochs_done - config.regularizer_start_epoch
+    if since_start < 0:
+        scale = 0.0
+    elif config.regularizer_warmup_epochs <= 0:
         return config.loss
-    scale = min(1.0, epochs_done / config.regularizer_warmup_epochs)
+    else:
+        scale = min(1.0, since_start / config.regularizer_warmup_epochs)
     return LossWeights(**{f: getattr(config.loss, f) * scale for f in config.loss.__dataclass_fields__})
+
+
+def selectable(config: TrainConfig, epochs_done: int) -> bool:
+    """Whether a checkpoint after `epochs_done` epochs may become best.pt: only once the regularizers are
+    at full weight (when there are any), so the model kept is one trained with the whole objective and the
+    validation losses compared are of the same objective."""
+    if not any(getattr(config.loss, f) for f in config.loss.__dataclass_fields__):
+        return True
+    return epochs_done >= config.regularizer_start_epoch + config.regularizer_warmup_epochs
 
 
 def forward_loss(model: AttentionRecognizer, batch: dict[str, torch.Tensor], weights: LossWeights,
@@ -291,8 +305,8 @@ def train(data_dir: str | Path, out_dir: str | Path, run_config: RunConfig | Non
                                         device, config.amp)
             scheduler.step(val_metrics["loss"])
             lr = optimizer.param_groups[0]["lr"]
-            improved = (val_metrics["accuracy"], -val_metrics["loss"]) > (progress_state["best_accuracy"],
-                                                                         -progress_state["best_loss"])
+            improved = selectable(config, epoch + 1) and (val_metrics["accuracy"], -val_metrics["loss"]) > (
+                progress_state["best_accuracy"], -progress_state["best_loss"])
             progress_state.update(epoch=epoch + 1, step=0)
             if improved:
                 progress_state.update(best_accuracy=val_metrics["accuracy"], best_loss=val_metrics["loss"],
@@ -318,6 +332,9 @@ def train(data_dir: str | Path, out_dir: str | Path, run_config: RunConfig | Non
                 handle.write(json.dumps(record) + "\n")
         if stopped_early:
             _print(progress, f"time limit of {config.max_minutes} min reached after epoch {progress_state['epoch']}")
+        if not best_path.exists() and progress_state["epoch"] > 0:
+            save(best_path)  # stopped before the regularizers reached full weight: keep the last model
+            _print(progress, "the regularizers never reached full weight; best.pt is the last epoch's model")
     except KeyboardInterrupt:
         writer.close()  # a second Ctrl-C mid-step: last.pt keeps the state before that step
         raise
