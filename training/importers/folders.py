@@ -37,7 +37,7 @@ def read(source: Path, annotations: Sequence[Path], split: int, prober: VideoPro
             raise DatasetFormatError(class_dir, f"class folder without videos, expected files ending in one of "
                                      f"{', '.join(VIDEO_EXTENSIONS)}")
         for video in videos:
-            group = video.parts[1] if len(video.parts) > 2 else video.name
+            group = f"{class_dir.name}/{video.parts[1] if len(video.parts) > 2 else video.name}"
             if prober.info(video) is not None:
                 clips.append(SourceClip(video=video, label=class_dir.name, split="train", group=group))
     notes = (f"ignored {ignored} file(s) without a video extension",) if ignored else ()

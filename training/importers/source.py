@@ -25,8 +25,9 @@ class SourceClip:
         label: class name.
         split: "train" or "test" as the source says (readers without splits say "train"; the importer then
             carves val, and test for the folder layout, out of train).
-        group: clips sharing a group never straddle train and val (UCF101's gNN, a HMDB51 source movie, a
-            THUMOS14 video).
+        group: clips sharing a group never straddle train and val. Group names are global: readers prefix
+            per-class groups with the class ("ApplyEyeMakeup/g08", a HMDB51 source movie); a THUMOS14 video,
+            which may hold instances of several classes, is one group across them.
         interval: (first, last) action frames, inclusive, 0-based, or None.
         boxes: frame index -> (x1, y1, x2, y2) in pixels, or None.
     """

@@ -1,16 +1,19 @@
 """The seeded, grouped, stratified split: a fraction of each class's train *groups* moves to val (and, for
-the folder layout, to test), so clips of one group (one UCF101 gNN, one HMDB51 source movie, one video's
-instances) never straddle two splits.
+the folder layout, to test), so clips of one group (one UCF101 gNN, one HMDB51 source movie, one THUMOS14
+video's instances) never straddle two splits.
 
-Per class, the class's train groups are sorted by name and permuted by a generator seeded with
-(seed, CRC-32 of the class name): the result depends only on the seed, the class and its groups, never on
-the other classes or on file order. A split with a fraction f > 0 gets round(f * groups), at least 1.
+A group belongs to one class for the draw: the class with most of its train clips (ties: the first class
+name in sorted order); its clips of other classes follow it. Per class, the class's groups are sorted by
+name and permuted by a generator seeded with (seed, CRC-32 of the class name): the result depends only on
+the seed, the class and its groups, never on the other classes or on file order. A split with a fraction
+f > 0 gets f * groups rounded half up, at least 1.
 """
 
 from __future__ import annotations
 
+import math
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -53,25 +56,32 @@ def carve_splits(clips: Sequence[SourceClip], fractions: Mapping[str, float], se
     wanted = [(split, fractions[split]) for split in CARVED_SPLITS if fractions.get(split, 0.0) > 0.0]
     if not wanted:
         return list(clips)
-    groups_of: dict[str, set[str]] = defaultdict(set)
-    for clip in clips:
-        if clip.split == "train":
-            groups_of[clip.label].add(clip.group)
-
-    moved: dict[tuple[str, str], str] = {}  # (label, group) -> new split
-    for label, groups in groups_of.items():
-        ordered = sorted(groups)
-        counts = [(split, max(1, round(fraction * len(ordered)))) for split, fraction in wanted]
-        if sum(n for _, n in counts) >= len(ordered):
+    moved: dict[str, str] = {}  # group -> new split
+    for label, groups in _groups_by_class(clips).items():
+        counts = [(split, max(1, math.floor(fraction * len(groups) + 0.5))) for split, fraction in wanted]
+        if sum(n for _, n in counts) >= len(groups):
             need = " + ".join(f"{n} {split}" for split, n in counts)
-            raise SplitError(f"class {label!r} has {len(ordered)} train group(s); carving {need} would leave none "
+            raise SplitError(f"class {label!r} has {len(groups)} train group(s); carving {need} would leave none "
                              f"for train: add clips to the class or lower the fractions")
         rng = np.random.default_rng([seed, zlib.crc32(label.encode("utf-8"))])
-        order = [ordered[i] for i in rng.permutation(len(ordered))]
+        order = [groups[i] for i in rng.permutation(len(groups))]
         start = 0
         for split, n in counts:
             for group in order[start:start + n]:
-                moved[(label, group)] = split
+                moved[group] = split
             start += n
-    return [replace(clip, split=moved[(clip.label, clip.group)]) if (clip.label, clip.group) in moved and
-            clip.split == "train" else clip for clip in clips]
+    return [replace(clip, split=moved[clip.group]) if clip.split == "train" and clip.group in moved else clip
+            for clip in clips]
+
+
+def _groups_by_class(clips: Sequence[SourceClip]) -> dict[str, list[str]]:
+    """Class -> the sorted train groups drawn for it (each group under the class with most of its clips)."""
+    per_group: dict[str, Counter[str]] = defaultdict(Counter)
+    for clip in clips:
+        if clip.split == "train":
+            per_group[clip.group][clip.label] += 1
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for group, labels in per_group.items():
+        owner = min(labels, key=lambda label: (-labels[label], label))
+        by_class[owner].append(group)
+    return {label: sorted(groups) for label, groups in sorted(by_class.items())}

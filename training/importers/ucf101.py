@@ -90,5 +90,5 @@ def _read_list(path: Path, split: str, class_names: tuple[str, ...], source: Pat
                                      f"{first_line[str(video)]})", line=line)
         first_line[str(video)] = line
         if prober.info(video) is not None:
-            clips.append(SourceClip(video=video, label=label, split=split, group=group_of(video.name)))
+            clips.append(SourceClip(video=video, label=label, split=split, group=f"{label}/{group_of(video.name)}"))
     return clips
