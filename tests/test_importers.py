@@ -139,7 +139,8 @@ def test_ucf101_copy_writes_the_same_annotations_with_real_files(tmp_path: Path)
 
 
 @pytest.mark.parametrize("edit, pattern", [
-    (lambda lists: (lists / "testlist01.txt").write_text("Archery/v_Archery_g01_c01.avi\nBowling/v_Bowling_g01_c01.avi\n"),
+    (lambda lists: (lists / "testlist01.txt").write_text("Archery/v_Archery_g01_c01.avi\n"
+                                                         "Bowling/v_Bowling_g01_c01.avi\n"),
      r"testlist01\.txt, line 2: class 'Bowling' is not in classInd\.txt"),
     (lambda lists: (lists / "trainlist01.txt").write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 2\n"),
      r"trainlist01\.txt, line 1: found class index '2' for 'ApplyEyeMakeup', expected 1"),
@@ -208,7 +209,8 @@ def test_hmdb51_bad_flag_and_missing_split(tmp_path: Path) -> None:
     with pytest.raises(DatasetFormatError, match=r"cartwheel_test_split1\.txt, line 8: found .* expected "
                                                  r"'<video file name> <flag>' with flag 0"):
         _import(root / "videos", tmp_path / "out", "hmdb51", annotations=(root / "splits",))
-    with pytest.raises(DatasetFormatError, match=r"missing split files: no '<class>_test_split2\.txt'.*found splits \[1\]"):
+    with pytest.raises(DatasetFormatError,
+                       match=r"missing split files: no '<class>_test_split2\.txt'.*found splits \[1\]"):
         _import(root / "videos", tmp_path / "out", "hmdb51", annotations=(root / "splits",), split=2)
     (root / "splits" / "brush_hair_test_split2.txt").write_text("")
     with pytest.raises(DatasetFormatError, match=r"cartwheel_test_split1\.txt: class 'cartwheel' has split 1 but no "

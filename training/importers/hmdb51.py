@@ -77,5 +77,6 @@ def _read_split_file(path: Path, label: str, prober: VideoProber) -> list[Source
             continue
         video = PurePosixPath(label, name)
         if prober.info(video) is not None:
-            clips.append(SourceClip(video=video, label=label, split=FLAG_SPLITS[flag], group=f"{label}/{group_of(name)}"))
+            clips.append(SourceClip(video=video, label=label, split=FLAG_SPLITS[flag],
+                                    group=f"{label}/{group_of(name)}"))
     return clips

@@ -56,7 +56,7 @@ class VideoProber:
     source: Path
     on_probe: Callable[[], object] | None = None  # called after each new probe (a progress bar's update)
     skipped: dict[str, str] = field(default_factory=dict)  # relative video path (or name) -> reason
-    _seen: dict[str, VideoInfo | None] = field(default_factory=dict)
+    _seen: dict[str, VideoInfo | None] = field(default_factory=dict, init=False, repr=False)
 
     def info(self, video: PurePosixPath) -> VideoInfo | None:
         key = str(video)
@@ -69,10 +69,6 @@ class VideoProber:
                 self._seen[key] = None
                 self.skipped[key] = exc.reason
         return self._seen[key]
-
-    @property
-    def probed(self) -> int:
-        return len(self._seen)
 
 
 def text_lines(path: Path) -> Iterator[tuple[int, list[str]]]:

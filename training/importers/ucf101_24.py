@@ -97,8 +97,9 @@ def read(source: Path, annotations: Sequence[Path], split: int, prober: VideoPro
                 for t, tube in enumerate(label_tubes):
                     where = f"gttubes[{name!r}][{label_index!r}][{t}]"
                     interval, boxes = tube_to_annotation(tube, info, path, where)
-                    clips.append(SourceClip(video=video, label=label, split=split_name,
-                                            group=f"{label}/{ucf101.group_of(video.name)}", interval=interval, boxes=boxes))
+                    group = f"{label}/{ucf101.group_of(video.name)}"
+                    clips.append(SourceClip(video=video, label=label, split=split_name, group=group,
+                                            interval=interval, boxes=boxes))
     return SourceDataset(class_names=class_names, clips=tuple(clips))
 
 
