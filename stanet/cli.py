@@ -9,6 +9,7 @@ import sys
 # command words -> (module with main(argv), one-line help)
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("data", "synth"): ("training.synth", "generate the synthetic actions benchmark"),
+    ("data", "import"): ("training.importers.cli", "convert UCF101, HMDB51, THUMOS14, UCF101-24 or class folders"),
     ("train",): ("training.train", "train the attention recognizer"),
     ("evaluate",): ("training.evaluate", "accuracy and attention localization on a split"),
     ("export",): ("export.cli", "export a checkpoint as a verified Triton model"),

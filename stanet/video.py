@@ -78,3 +78,30 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, *, crf:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    num_frames: int  # frames in the stream (container metadata, else counted by demuxing)
+    fps: float  # the same frame rate read_video reports
+    height: int
+    width: int
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Frame count, frame rate and frame size of a video, decoding only its first frame (which also proves
+    the file decodes). Raises VideoDecodeError like `read_video`."""
+    first = read_video(path, max_frames=1)
+    _, height, width, _ = first.frames.shape  # (1, H, W, 3)
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            num_frames = stream.frames
+            if num_frames <= 0:
+                # No count in the header (some AVI/MKV/WebM files): count the packets, without decoding.
+                num_frames = sum(1 for packet in container.demux(stream) if packet.size)
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        raise VideoDecodeError(path, f"cannot count frames ({type(exc).__name__}: {exc})") from None
+    if num_frames <= 0:
+        raise VideoDecodeError(path, "the video stream holds no frame")
+    return VideoInfo(num_frames=int(num_frames), fps=first.fps, height=int(height), width=int(width))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import shutil
 from dataclasses import fields
@@ -28,11 +27,13 @@ from tqdm import tqdm
 from stanet.constants import SPLITS
 from stanet.dataset_format import write_dataset
 from stanet.video import write_video
+from training.output_dir import OutputKind, check_target, move_into_place, staging_dir
 from training.synth.config import DIFFICULTY_PRESETS, SynthConfig
 from training.synth.render import RenderedClip, render_clip
 from training.synth.trajectories import CLASS_NAMES
 
 SYNTH_CONFIG_FILE = "synth_config.json"
+SYNTH_OUTPUT = OutputKind(marker=SYNTH_CONFIG_FILE, what="a synthetic dataset", command="stanet data synth")
 
 
 def clip_rng(config: SynthConfig, split: str, index: int) -> np.random.Generator:
@@ -74,9 +75,8 @@ def generate_dataset(
         FileExistsError: `out_dir` is a file, or a non-empty directory and `overwrite` is not set.
     """
     out_dir = Path(out_dir)
-    _check_target(out_dir, overwrite)
-    staging = out_dir.with_name(f"{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)  # left by an earlier run of a process with our pid
+    check_target(out_dir, overwrite, SYNTH_OUTPUT)
+    staging = staging_dir(out_dir)
     jobs = [(split, index) for split in SPLITS for index in range(config.clips_per_split[split])]
     try:
         records = []
@@ -88,35 +88,11 @@ def generate_dataset(
             records.append(annotation(video, class_name, split, clip))
         write_dataset(staging, CLASS_NAMES, records)
         (staging / SYNTH_CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
-        _move_into_place(staging, out_dir, overwrite)
+        move_into_place(staging, out_dir, overwrite, SYNTH_OUTPUT)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
-
-
-def _check_target(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsError(f"{out_dir} exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
-        if not (out_dir / SYNTH_CONFIG_FILE).is_file():
-            # --overwrite deletes the directory: only ever one this generator wrote.
-            raise FileExistsError(f"{out_dir} is not a synthetic dataset (no {SYNTH_CONFIG_FILE}); "
-                                  f"--overwrite only replaces directories written by `stanet data synth`")
-
-
-def _move_into_place(staging: Path, out_dir: Path, overwrite: bool) -> None:
-    _check_target(out_dir, overwrite)  # again: the directory may have been filled while we rendered
-    if not out_dir.exists():
-        staging.rename(out_dir)
-        return
-    # Swap by renames, so an interruption leaves the old dataset or the new one, never a mix.
-    old = out_dir.with_name(f"{out_dir.name}.old-{os.getpid()}")
-    out_dir.rename(old)
-    staging.rename(out_dir)
-    shutil.rmtree(old)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
