@@ -37,6 +37,11 @@ class CropSpec:
     min_area: float = 1.0
     max_aspect: float = 1.0
 
+    @staticmethod
+    def from_options(min_area: float, max_aspect: float) -> "CropSpec | None":
+        """The crop TrainConfig's crop_min_area / crop_max_aspect ask for; None when both leave frames whole."""
+        return CropSpec(min_area, max_aspect) if min_area < 1 or max_aspect > 1 else None
+
 
 @dataclass
 class LoadedVideo:

@@ -266,8 +266,7 @@ def train(data_dir: str | Path, out_dir: str | Path, run_config: RunConfig | Non
     if not dataset.split("val"):
         raise TrainingError(f"{data_dir} has no clips with split 'val': learning-rate schedule and model "
                             f"selection use the validation split (never the test split)")
-    crop = CropSpec(config.crop_min_area, config.crop_max_aspect) if (config.crop_min_area < 1
-                                                                       or config.crop_max_aspect > 1) else None
+    crop = CropSpec.from_options(config.crop_min_area, config.crop_max_aspect)
     train_set = ClipDataset(dataset.split("train"), spec, train=True, seed=config.seed, cache=config.cache_videos,
                             flip=config.flip, crop=crop, progress=progress, description="train videos")
     val_set = ClipDataset(dataset.split("val"), spec, train=False, seed=config.seed, cache=config.cache_videos,
