@@ -3,7 +3,8 @@ and the serving client (numpy + Pillow only, no torch).
 
 Sampling is TSN-style: the video is cut into `clip_length` equal segments and one frame is taken from each,
 at a random offset inside the segment for training and at the segment's centre for evaluation and serving.
-A video shorter than the clip repeats its last frame.
+A video shorter than the clip repeats its last frame. Training may add a random resized crop
+(`random_crop_window`, `crop_frames`, `crop_box`); evaluation and serving use the plain resize of `sample_clip`.
 """
 
 from __future__ import annotations

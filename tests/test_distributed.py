@@ -70,7 +70,7 @@ def test_two_ranks_match_one_process_and_only_rank_0_writes(tiny_dataset, tmp_pa
     assert proc.returncode == 0, proc.stderr[-3000:]
     difference = max_weight_difference(single / "last.pt", ddp / "last.pt")
     print(f"max |w_ddp - w_single| after 14 steps: {difference:.3g}")
-    # Measured 6e-6 (float rounding amplified by Adam); without synced BatchNorm it is about 6e-2.
+    # Measured 6.1e-6 (float rounding amplified by Adam); with train.sync_batchnorm=false it was 0.39.
     assert difference < 1e-3
     a, b = load_checkpoint(single / "last.pt").extra["history"], load_checkpoint(ddp / "last.pt").extra["history"]
     for x, y in zip(a, b, strict=True):
