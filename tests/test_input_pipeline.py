@@ -70,3 +70,15 @@ def test_variable_frame_rate_file_decodes_every_frame_in_order(tmp_path):
     np.testing.assert_array_equal(indices, [1, 3, 5, 7, 9])  # by frame index, not by time
     with pytest.raises(ValueError, match="timestamps must be 10 increasing values"):
         write_video(tmp_path / "bad.mp4", frames, timestamps=[0.0, 0.1, 0.1, *times[3:]])
+
+
+def test_bench_loader_reports_each_worker_count_against_the_model(tiny_dataset, capsys):
+    from bench.loader import main as bench_loader
+
+    tiny = ["--set", "model.clip_length=8", "--set", "model.backbone_width=8", "--set", "model.hidden_channels=8",
+            "--set", "model.attention_dim=8", "--set", "train.batch_size=4"]
+    assert bench_loader(["--data", str(tiny_dataset), "--workers", "0,1", "--seconds", "0.3", *tiny]) == 0
+    out = capsys.readouterr().out
+    assert "model training step" in out and "decode, 0 workers" in out and "decode, 1 worker " in out
+    assert bench_loader(["--data", str(tiny_dataset), "--workers", "one"]) == 2
+    assert "--workers must be comma-separated integers like 0,1,2, got 'one'" in capsys.readouterr().err
