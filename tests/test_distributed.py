@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import tiny_overrides
 from helpers import free_port
@@ -64,7 +65,12 @@ def test_rank_shares_cover_every_global_batch_once():
 def test_two_ranks_match_one_process_and_only_rank_0_writes(tiny_dataset, tmp_path):
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     args = tiny_overrides(2)
-    assert train_main(["--data", str(tiny_dataset), "--out", str(single), "--quiet", *args, *EXACT]) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # like each torchrun worker (OMP_NUM_THREADS=1); 2 threads on 2 busy cores crawl
+    try:
+        assert train_main(["--data", str(tiny_dataset), "--out", str(single), "--quiet", *args, *EXACT]) == 0
+    finally:
+        torch.set_num_threads(threads)
     proc = subprocess.run(torchrun("--data", str(tiny_dataset), "--out", str(ddp), "--quiet", *args, *EXACT),
                           cwd=REPO, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
