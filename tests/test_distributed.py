@@ -76,8 +76,9 @@ def test_two_ranks_match_one_process_and_only_rank_0_writes(tiny_dataset, tmp_pa
     assert proc.returncode == 0, proc.stderr[-3000:]
     difference = max_weight_difference(single / "last.pt", ddp / "last.pt")
     print(f"max |w_ddp - w_single| after 14 steps: {difference:.3g}")
-    # Measured 6.1e-6 (float rounding amplified by Adam); with train.sync_batchnorm=false it was 0.39.
-    assert difference < 1e-3
+    # Measured 2.1e-4 (6.1e-6 with a 2-thread reference): float rounding, amplified by Adam where a gradient is
+    # near 0. With train.sync_batchnorm=false the same run differs by 0.39.
+    assert difference < 2e-3
     a, b = load_checkpoint(single / "last.pt").extra["history"], load_checkpoint(ddp / "last.pt").extra["history"]
     for x, y in zip(a, b, strict=True):
         assert y["train"]["clips"] == 48 and y["val"]["clips"] == 16  # gathered, nothing counted twice
