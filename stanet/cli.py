@@ -16,6 +16,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("serve",): ("serving.serve_cli", "run the embedded CPU Triton server over a model repository"),
     ("infer",): ("serving.infer_cli", "labels and attention maps for videos from a running server"),
     ("load",): ("serving.load_cli", "closed-loop gRPC load with client latency metrics for Prometheus"),
+    ("bench", "loader"): ("bench.loader", "decoded clips/s per DataLoader worker count vs training clips/s"),
     ("bench",): ("bench.cli", "PyTorch, onnxruntime, Triton and INT8 side by side in one run"),
 }
 

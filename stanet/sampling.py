@@ -3,7 +3,8 @@ and the serving client (numpy + Pillow only, no torch).
 
 Sampling is TSN-style: the video is cut into `clip_length` equal segments and one frame is taken from each,
 at a random offset inside the segment for training and at the segment's centre for evaluation and serving.
-A video shorter than the clip repeats its last frame.
+A video shorter than the clip repeats its last frame. Training may add a random resized crop
+(`random_crop_window`, `crop_frames`, `crop_box`); evaluation and serving use the plain resize of `sample_clip`.
 """
 
 from __future__ import annotations
@@ -73,3 +74,44 @@ def scale_box(
     sx = to_hw[1] / from_hw[1]
     x1, y1, x2, y2 = box
     return (x1 * sx, y1 * sy, x2 * sx, y2 * sy)
+
+
+def random_crop_window(height: int, width: int, rng: np.random.Generator, *, min_area: float,
+                       max_aspect: float) -> tuple[int, int, int, int]:
+    """A random-resized-crop window (x1, y1, x2, y2), integer pixels, inside a `height` x `width` frame.
+
+    The window's area is a fraction of the frame's drawn uniformly from [min_area, 1]; its aspect ratio,
+    relative to the frame's, log-uniformly from [1/max_aspect, max_aspect]; a side that would leave the frame
+    is clamped to it (so the window is always valid, without torchvision's retries); the position is uniform.
+    """
+    if not 0 < min_area <= 1:
+        raise ValueError(f"min_area must be in (0, 1], got {min_area}")
+    if max_aspect < 1:
+        raise ValueError(f"max_aspect must be >= 1, got {max_aspect}")
+    area = rng.uniform(min_area, 1.0)
+    aspect = np.exp(rng.uniform(-np.log(max_aspect), np.log(max_aspect)))
+    crop_w = int(np.clip(round(width * np.sqrt(area * aspect)), 1, width))
+    crop_h = int(np.clip(round(height * np.sqrt(area / aspect)), 1, height))
+    x1 = int(rng.integers(0, width - crop_w + 1))
+    y1 = int(rng.integers(0, height - crop_h + 1))
+    return (x1, y1, x1 + crop_w, y1 + crop_h)
+
+
+def crop_frames(frames: np.ndarray, window: tuple[int, int, int, int], height: int, width: int) -> np.ndarray:
+    """Cut `window` (x1, y1, x2, y2) out of uint8 frames (N, H, W, 3) and resize it to (N, height, width, 3)."""
+    x1, y1, x2, y2 = window
+    if not (0 <= x1 < x2 <= frames.shape[2] and 0 <= y1 < y2 <= frames.shape[1]):
+        raise ValueError(f"crop window {window} is not inside frames of {frames.shape[1]}x{frames.shape[2]}")
+    return resize_frames(np.ascontiguousarray(frames[:, y1:y2, x1:x2]), height, width)
+
+
+def crop_box(box: tuple[float, float, float, float], window: tuple[int, int, int, int],
+             to_hw: tuple[int, int]) -> tuple[float, float, float, float] | None:
+    """Map an (x1, y1, x2, y2) box onto a crop `window` resized to `to_hw`, clipped to the crop; None when no
+    part of the box is inside the window (the actor left the crop on this frame)."""
+    wx1, wy1, wx2, wy2 = window
+    sx, sy = to_hw[1] / (wx2 - wx1), to_hw[0] / (wy2 - wy1)
+    x1, y1, x2, y2 = (max(box[0], wx1), max(box[1], wy1), min(box[2], wx2), min(box[3], wy2))
+    if x2 <= x1 or y2 <= y1:
+        return None
+    return ((x1 - wx1) * sx, (y1 - wy1) * sy, (x2 - wx1) * sx, (y2 - wy1) * sy)

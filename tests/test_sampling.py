@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stanet.sampling import sample_clip, sample_frame_indices, scale_box
+from stanet.sampling import (crop_box, crop_frames, random_crop_window, sample_clip, sample_frame_indices,
+                             scale_box)
 
 
 def test_centre_sampling_takes_each_segments_middle():
@@ -45,3 +46,36 @@ def test_bad_arguments_are_named():
 
 def test_scale_box():
     assert scale_box((10, 20, 30, 40), (100, 200), (50, 50)) == (2.5, 10.0, 7.5, 20.0)
+
+
+def test_crop_window_respects_area_and_aspect_and_is_seeded():
+    for seed in range(20):
+        x1, y1, x2, y2 = random_crop_window(40, 60, np.random.default_rng(seed), min_area=0.5, max_aspect=1.5)
+        assert 0 <= x1 < x2 <= 60 and 0 <= y1 < y2 <= 40
+        assert (x2 - x1) * (y2 - y1) >= 0.5 * 40 * 60 * 0.9  # rounding to whole pixels
+    a = random_crop_window(40, 60, np.random.default_rng(3), min_area=0.3, max_aspect=2.0)
+    assert a == random_crop_window(40, 60, np.random.default_rng(3), min_area=0.3, max_aspect=2.0)
+    assert random_crop_window(40, 60, np.random.default_rng(3), min_area=1.0, max_aspect=1.0) == (0, 0, 60, 40)
+    with pytest.raises(ValueError, match=r"min_area must be in \(0, 1\]"):
+        random_crop_window(40, 60, np.random.default_rng(0), min_area=0.0, max_aspect=1.0)
+
+
+def test_crop_keeps_the_box_on_the_actor():
+    """A hand-made frame: a bright actor at x 20-30, y 10-20 of a 40x40 frame; crop the window x 10-30,
+    y 0-20 (20x20) and scale it 2x to 40x40: the actor must fill exactly the mapped box (20, 20, 40, 40)."""
+    frames = np.zeros((2, 40, 40, 3), dtype=np.uint8)
+    frames[:, 10:20, 20:30] = 255
+    window = (10, 0, 30, 20)
+    cropped = crop_frames(frames, window, 40, 40)
+    box = crop_box((20, 10, 30, 20), window, (40, 40))
+    assert box == (20.0, 20.0, 40.0, 40.0)
+    x1, y1, x2, y2 = (int(v) for v in box)
+    assert cropped[:, y1 + 1:y2 - 1, x1 + 1:x2 - 1].min() == 255  # inside the box: the actor
+    outside = cropped.copy()
+    outside[:, y1 - 1:, x1 - 1:] = 0
+    assert outside.max() == 0  # outside it (one pixel of bilinear edge spared): nothing
+    # a box partly out of the window is clipped to it; one wholly outside is gone
+    assert crop_box((25, 15, 35, 25), window, (40, 40)) == (30.0, 30.0, 40.0, 40.0)
+    assert crop_box((32, 5, 38, 10), window, (40, 40)) is None
+    with pytest.raises(ValueError, match="crop window .* is not inside frames of 40x40"):
+        crop_frames(frames, (0, 0, 41, 20), 40, 40)

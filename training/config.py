@@ -32,9 +32,15 @@ class TrainConfig:
     seed: int = 1234
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # mixed precision, used on CUDA only
-    num_workers: int = 0
+    num_workers: int = 0  # DataLoader worker processes (decoding runs there when cache_videos is off)
+    persistent_workers: bool = True  # keep the workers (and their open state) from one epoch to the next
+    prefetch_factor: int = 2  # batches each worker prepares ahead (used when num_workers > 0)
     cache_videos: bool = True  # decode every video once and keep it in memory
     flip: bool = False  # horizontal flip augmentation (off for data whose classes are not mirror-symmetric)
+    crop_min_area: float = 1.0  # random resized crop: area fraction drawn from [crop_min_area, 1]
+    crop_max_aspect: float = 1.0  # ... and aspect ratio from [1/a, a]; both 1.0 = no crop (docs/distributed.md)
+    sync_batchnorm: bool = True  # under torchrun: BatchNorm statistics over the global batch, not each rank's
+    dist_timeout_minutes: float = 10.0  # a collective waiting longer than this fails the job (a hung rank)
     max_minutes: float = 0.0  # stop after this much training time, 0 = no limit
     checkpoint_every_steps: int = 0  # also save last.pt every N steps inside an epoch, 0 = epoch ends only
     backbone_weights: str = ""  # local torchvision state-dict file for resnet18/resnet50 (nothing is downloaded)
@@ -48,6 +54,16 @@ class TrainConfig:
             problems.append(f"lr must be > 0, got {self.lr}")
         if not 0 < self.lr_factor < 1:
             problems.append(f"lr_factor must be in (0, 1), got {self.lr_factor}")
+        if self.num_workers < 0:
+            problems.append(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.prefetch_factor < 1:
+            problems.append(f"prefetch_factor must be >= 1, got {self.prefetch_factor}")
+        if not 0 < self.crop_min_area <= 1:
+            problems.append(f"crop_min_area must be in (0, 1], got {self.crop_min_area}")
+        if self.crop_max_aspect < 1:
+            problems.append(f"crop_max_aspect must be >= 1, got {self.crop_max_aspect}")
+        if self.dist_timeout_minutes <= 0:
+            problems.append(f"dist_timeout_minutes must be > 0, got {self.dist_timeout_minutes}")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
 

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset, Sampler
 from tqdm import tqdm
 
 from stanet.dataset_format import ClipRecord
-from stanet.sampling import resize_frames, sample_clip, scale_box
+from stanet.sampling import crop_box, crop_frames, random_crop_window, resize_frames, sample_clip, scale_box
 from stanet.video import VideoDecodeError, read_video
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,20 @@ class ClipSpec:
     width: int
 
 
+@dataclass(frozen=True)
+class CropSpec:
+    """Random resized crop for training (stanet.sampling.random_crop_window): area fraction in
+    [min_area, 1], aspect ratio in [1/max_aspect, max_aspect]."""
+
+    min_area: float = 1.0
+    max_aspect: float = 1.0
+
+    @staticmethod
+    def from_options(min_area: float, max_aspect: float) -> "CropSpec | None":
+        """The crop TrainConfig's crop_min_area / crop_max_aspect ask for; None when both leave frames whole."""
+        return CropSpec(min_area, max_aspect) if min_area < 1 or max_aspect > 1 else None
+
+
 @dataclass
 class LoadedVideo:
     frames: np.ndarray  # (N, height, width, 3) uint8, already resized
@@ -37,14 +51,20 @@ class LoadedVideo:
 
 class ClipDataset(Dataset):
     """Samples are dicts: clip uint8 (T, H, W, 3), label int64, inside bool (T,) (sampled frame inside the
-    annotated interval; all False without one), boxes float32 (T, 4) (NaN where no box), index int64."""
+    annotated interval; all False without one), boxes float32 (T, 4) (NaN where no box), index int64.
+
+    Training augmentation (train=True only): TSN offsets, then `crop` (one window for the whole clip, cut
+    from the frames already resized to the model's size: the cache holds them at that size), then `flip`.
+    Boxes follow both; a box that leaves the crop becomes NaN. Evaluation is a plain resize."""
 
     def __init__(self, records: list[ClipRecord], spec: ClipSpec, *, train: bool, seed: int = 0,
-                 cache: bool = True, flip: bool = False, progress: bool = True, description: str = "videos"):
+                 cache: bool = True, flip: bool = False, crop: CropSpec | None = None, progress: bool = True,
+                 description: str = "videos"):
         self.spec = spec
         self.train = train
         self.seed = seed
         self.flip = flip
+        self.crop = crop
         self.cache: dict[int, LoadedVideo] = {}
         self.skipped: list[tuple[ClipRecord, str]] = []
         kept = []
@@ -94,6 +114,8 @@ class ClipDataset(Dataset):
                 box = record.boxes.get(int(frame_index))
                 if box is not None:
                     boxes[j] = scale_box(box, loaded.source_hw, target_hw)
+        if self.train and self.crop is not None:
+            clip, boxes = self._crop(clip, boxes, np.random.default_rng([self.seed, epoch, index, 1]))
         if self.train and self.flip and rng.random() < 0.5:
             clip = clip[:, :, ::-1]
             x1 = boxes[:, 0].copy()
@@ -107,6 +129,19 @@ class ClipDataset(Dataset):
             "index": torch.tensor(index, dtype=torch.int64),
         }
 
+    def _crop(self, clip: np.ndarray, boxes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One random resized crop for every frame of `clip` (T, H, W, 3); boxes (T, 4) mapped into it. Its own
+        generator (seed, epoch, index, 1), so turning the crop on leaves the TSN offsets and the flip as they were."""
+        H, W = self.spec.height, self.spec.width
+        window = random_crop_window(H, W, rng, min_area=self.crop.min_area, max_aspect=self.crop.max_aspect)
+        moved = np.full_like(boxes, np.nan)
+        for j, box in enumerate(boxes):
+            if not np.isnan(box).any():
+                mapped = crop_box(tuple(box), window, (H, W))
+                if mapped is not None:
+                    moved[j] = mapped
+        return crop_frames(clip, window, H, W), moved
+
 
 class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
     """Batches of (index, epoch) in an order fixed by (seed, epoch); `start_batch` skips batches already
@@ -115,6 +150,10 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
     def __init__(self, size: int, batch_size: int, *, shuffle: bool, seed: int, epoch: int = 0,
                  start_batch: int = 0):
         self.size, self.batch_size, self.shuffle, self.seed = size, batch_size, shuffle, seed
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Point a long-lived loader (persistent workers) at another epoch, like DistributedSampler.set_epoch."""
         self.epoch, self.start_batch = epoch, start_batch
 
     def batches(self) -> list[list[tuple[int, int]]]:

@@ -3,7 +3,8 @@
 Adam, ReduceLROnPlateau on the *validation* loss, model selection on validation accuracy (never the test
 split), atomic checkpoints (`last.pt` every epoch, `best.pt` on improvement), `--resume` from `last.pt`
 mid-epoch included, TensorBoard scalars, mixed precision on CUDA. Every random draw derives from
-(seed, epoch, step), so a resumed run continues exactly as an uninterrupted one would.
+(seed, epoch, step), so a resumed run continues exactly as an uninterrupted one would. Under torchrun the same
+run is data-parallel (training.distributed, docs/distributed.md); `train.batch_size` is the global batch.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import time
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -30,12 +33,15 @@ from stanet.losses import LossWeights, attention_loss
 from stanet.model import AttentionRecognizer, build_model
 from stanet.model.preprocess import normalize_clip
 from training.config import RunConfig, TrainConfig, resolve_run_config, run_config_from_dict
-from training.data import ClipDataset, ClipSpec, EpochBatchSampler
+from training.data import ClipDataset, ClipSpec, CropSpec, EpochBatchSampler
+from training.distributed import (SINGLE_PROCESS, DistContext, DistributedError, RankBatchSampler,
+                                  init_distributed, shutdown_distributed, wrap_model)
 
 log = logging.getLogger("stanet.train")
 
 # Fields that may differ when resuming: they extend or bound the run without changing what it computes.
-RESUMABLE_CHANGES = {"epochs", "max_minutes", "num_workers", "checkpoint_every_steps", "backbone_weights"}
+RESUMABLE_CHANGES = {"epochs", "max_minutes", "num_workers", "persistent_workers", "prefetch_factor",
+                     "checkpoint_every_steps", "backbone_weights", "dist_timeout_minutes"}
 
 
 class TrainingError(RuntimeError):
@@ -44,15 +50,23 @@ class TrainingError(RuntimeError):
 
 class StopRequest:
     """Set by SIGINT/SIGTERM: the current step finishes, last.pt is written, then training stops. A second
-    Ctrl-C stops at once (losing only the step in flight: last.pt still holds the state before it)."""
+    Ctrl-C stops at once (losing only the step in flight: last.pt still holds the state before it). Signals
+    within `GRACE_S` of the first count as the same request: on Ctrl-C torchrun forwards the terminal's SIGINT
+    to workers that already received it."""
+
+    GRACE_S = 2.0
 
     def __init__(self) -> None:
         self.requested = False
+        self.first_at = 0.0
 
     def __call__(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
         if self.requested:
-            raise KeyboardInterrupt
+            if time.monotonic() - self.first_at > self.GRACE_S:
+                raise KeyboardInterrupt
+            return
         self.requested = True
+        self.first_at = time.monotonic()
 
 
 def select_device(name: str) -> torch.device:
@@ -68,12 +82,19 @@ def step_seed(seed: int, epoch: int, step: int) -> int:
     return (seed * 1_000_003 + epoch * 10_007 + step) % (2**63)
 
 
-def make_loader(dataset: ClipDataset, config: TrainConfig, *, shuffle: bool, epoch: int,
-                start_batch: int = 0) -> DataLoader:
+def make_loader(dataset: ClipDataset, config: TrainConfig, *, shuffle: bool, epoch: int, start_batch: int = 0,
+                ctx: DistContext = SINGLE_PROCESS, pin_memory: bool = False) -> DataLoader:
+    """Batches in the seeded order of EpochBatchSampler (this rank's share of each under torchrun). The loader
+    lives across epochs (`loader.batch_sampler.set_epoch`), so persistent workers keep decoding."""
     sampler = EpochBatchSampler(len(dataset), config.batch_size, shuffle=shuffle, seed=config.seed, epoch=epoch,
                                 start_batch=start_batch)
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=config.num_workers,
-                      persistent_workers=False, pin_memory=False)
+    if ctx.enabled:
+        sampler = RankBatchSampler(sampler, ctx, stand_in=shuffle)
+    workers = {}
+    if config.num_workers > 0:
+        workers = {"persistent_workers": config.persistent_workers, "prefetch_factor": config.prefetch_factor}
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=config.num_workers, pin_memory=pin_memory,
+                      **workers)
 
 
 def autocast_for(device: torch.device, enabled: bool):
@@ -118,32 +139,43 @@ def forward_loss(model: AttentionRecognizer, batch: dict[str, torch.Tensor], wei
 def train_one_epoch(model: AttentionRecognizer, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     config: TrainConfig, device: torch.device, epoch: int, *, first_step: int = 0,
                     scaler: torch.amp.GradScaler | None = None, deadline: float | None = None,
-                    on_step=None, stop: StopRequest | None = None, progress: bool = True) -> dict[str, float]:
-    """One pass over `loader`; returns mean loss, accuracy and regularizer terms. Raises TrainingError on a
-    non-finite loss. Stops early with `stopped=1` when `deadline` (time.monotonic) passes and with
-    `stopped=2` when `stop` is requested (after the step in flight)."""
+                    on_step=None, stop: StopRequest | None = None, progress: bool = True,
+                    ctx: DistContext = SINGLE_PROCESS) -> dict[str, float]:
+    """One pass over `loader`; returns mean loss, accuracy and regularizer terms (over all ranks). Raises
+    TrainingError on a non-finite loss. Stops early with `stopped=1` when `deadline` (time.monotonic) passes
+    and with `stopped=2` when `stop` is requested (after the step in flight), on every rank at the same step."""
     model.train()
     totals: dict[str, float] = {}
     seen = correct_total = 0
+    # (clips of this rank that count, clips in the global batch) per step; one process: the whole batch.
+    weights_of_steps = loader.batch_sampler.loss_weights() if ctx.enabled else None
     bar = tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", disable=not progress, leave=False,
                total=len(loader))
     step = first_step
     steps_per_epoch = first_step + len(loader)
     stopped = 0
-    for batch in bar:
-        torch.manual_seed(step_seed(config.seed, epoch, step))
+    for i, batch in enumerate(bar):
+        torch.manual_seed(step_seed(config.seed, epoch, step) + ctx.rank)  # dropout masks differ per rank
         weights = warmed_up(config, epoch + step / max(steps_per_epoch, 1))
         loss, terms, correct = forward_loss(model, batch, weights, device, config.amp)
         if not torch.isfinite(loss):
             detail = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
             raise TrainingError(f"non-finite loss at epoch {epoch + 1} step {step + 1} ({detail}); the last "
                                 f"checkpoint is untouched - lower train.lr or check the data, then --resume")
+        n = batch["label"].shape[0]
+        if weights_of_steps is not None:
+            # DDP averages gradients over ranks: weighting by share makes that the global batch's mean.
+            n, global_n = weights_of_steps[i]
+            loss_to_step = loss * (n * ctx.world_size / global_n)
+            correct = correct * (n > 0)
+        else:
+            loss_to_step = loss
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
-            scaler.scale(loss).backward()
+            scaler.scale(loss_to_step).backward()
             scaler.unscale_(optimizer)
         else:
-            loss.backward()
+            loss_to_step.backward()
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         if scaler is not None:
@@ -151,23 +183,22 @@ def train_one_epoch(model: AttentionRecognizer, loader: DataLoader, optimizer: t
             scaler.update()
         else:
             optimizer.step()
-        n = batch["label"].shape[0]
         seen += n
         correct_total += int(correct)
         totals["loss"] = totals.get("loss", 0.0) + loss.item() * n
         for name, value in terms.items():
             totals[name] = totals.get(name, 0.0) + value.item() * n
         step += 1
-        bar.set_postfix(loss=f"{totals['loss'] / seen:.3f}", acc=f"{correct_total / seen:.3f}")
+        bar.set_postfix(loss=f"{totals['loss'] / max(seen, 1):.3f}", acc=f"{correct_total / max(seen, 1):.3f}")
         if on_step is not None:
             on_step(step)
-        if stop is not None and stop.requested:
-            stopped = 2
-            break
-        if deadline is not None and time.monotonic() > deadline:
-            stopped = 1
+        timed_out = deadline is not None and time.monotonic() > deadline
+        stopped = ctx.agree_stop(2 if stop is not None and stop.requested else 1 if timed_out else 0)
+        if stopped:
             break
     bar.close()
+    totals = ctx.sum_values({**totals, "_seen": seen, "_correct": correct_total})
+    seen, correct_total = int(totals.pop("_seen")), int(totals.pop("_correct"))
     metrics = {name: value / max(seen, 1) for name, value in totals.items()}
     metrics.update(accuracy=correct_total / max(seen, 1), clips=seen, next_step=step, stopped=stopped)
     return metrics
@@ -175,7 +206,9 @@ def train_one_epoch(model: AttentionRecognizer, loader: DataLoader, optimizer: t
 
 @torch.no_grad()
 def evaluate_loss(model: AttentionRecognizer, loader: DataLoader, weights: LossWeights,
-                  device: torch.device, amp: bool) -> dict[str, float]:
+                  device: torch.device, amp: bool, ctx: DistContext = SINGLE_PROCESS) -> dict[str, float]:
+    """Mean loss, cross-entropy and accuracy over every clip of `loader` (under torchrun: of every rank's
+    disjoint share, summed before dividing)."""
     model.eval()
     seen = correct_total = 0
     loss_total = ce_total = 0.0
@@ -186,6 +219,8 @@ def evaluate_loss(model: AttentionRecognizer, loader: DataLoader, weights: LossW
         correct_total += int(correct)
         loss_total += loss.item() * n
         ce_total += terms["ce"].item() * n
+    sums = ctx.sum_values({"loss": loss_total, "ce": ce_total, "correct": correct_total, "seen": seen})
+    loss_total, ce_total, correct_total, seen = sums["loss"], sums["ce"], int(sums["correct"]), int(sums["seen"])
     return {"loss": loss_total / max(seen, 1), "ce": ce_total / max(seen, 1),
             "accuracy": correct_total / max(seen, 1), "clips": seen}
 
@@ -233,6 +268,9 @@ def train(data_dir: str | Path, out_dir: str | Path, run_config: RunConfig | Non
         raise TrainingError(f"{out_dir} already holds a run ({LAST_CHECKPOINT}); use --resume to continue it "
                             f"or choose another --out")
     config = run_config.train
+    # Under torchrun: join the job (gloo/nccl) and take this rank's GPU; otherwise a single process.
+    ctx, device = init_distributed(select_device(config.device), config.dist_timeout_minutes)
+    progress = progress and ctx.is_main
 
     dataset = load_dataset(data_dir)
     model_config = run_config.model_config(len(dataset.class_names))
@@ -242,15 +280,15 @@ def train(data_dir: str | Path, out_dir: str | Path, run_config: RunConfig | Non
     if not dataset.split("val"):
         raise TrainingError(f"{data_dir} has no clips with split 'val': learning-rate schedule and model "
                             f"selection use the validation split (never the test split)")
+    crop = CropSpec.from_options(config.crop_min_area, config.crop_max_aspect)
     train_set = ClipDataset(dataset.split("train"), spec, train=True, seed=config.seed, cache=config.cache_videos,
-                            flip=config.flip, progress=progress, description="train videos")
+                            flip=config.flip, crop=crop, progress=progress, description="train videos")
     val_set = ClipDataset(dataset.split("val"), spec, train=False, seed=config.seed, cache=config.cache_videos,
                           progress=progress, description="val videos")
     for name, part in (("train", train_set), ("val", val_set)):
         if len(part) == 0:
             raise TrainingError(f"every {name} video of {data_dir} is unreadable ({len(part.skipped)} skipped)")
 
-    device = select_device(config.device)
     torch.manual_seed(config.seed)
     model = build_model(model_config, backbone_weights=(config.backbone_weights or None) if not state else None)
     model = model.to(device)
@@ -270,14 +308,22 @@ def train(data_dir: str | Path, out_dir: str | Path, run_config: RunConfig | Non
         scheduler.load_state_dict(state["scheduler"])
         progress_state = dict(state["progress"])
         history = list(state.get("history", []))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "run_config.json").write_text(json.dumps(run_config.to_dict(), indent=2) + "\n")
-    from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 - heavy import, only when training
+    trained = wrap_model(model, ctx, device, sync_batchnorm=config.sync_batchnorm)  # DDP under torchrun
+    writer = None  # rank 0 alone writes run_config.json, TensorBoard, history.jsonl and checkpoints
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "run_config.json").write_text(json.dumps(run_config.to_dict(), indent=2) + "\n")
+        from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 - heavy import, only when training
 
-    writer = SummaryWriter(str(out_dir / "tensorboard"))
+        writer = SummaryWriter(str(out_dir / "tensorboard"))
     class_names = list(dataset.class_names)
+    pin_memory = device.type == "cuda"
+    train_loader = make_loader(train_set, config, shuffle=True, epoch=0, ctx=ctx, pin_memory=pin_memory)
+    val_loader = make_loader(val_set, config, shuffle=False, epoch=0, ctx=ctx, pin_memory=pin_memory)
 
     def save(path: Path) -> None:
+        if not ctx.is_main:
+            return
         save_checkpoint(path, model, class_names, run_config=run_config.to_dict(), progress=dict(progress_state),
                         optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), history=history)
 
@@ -293,17 +339,16 @@ def train(data_dir: str | Path, out_dir: str | Path, run_config: RunConfig | Non
     try:
         while progress_state["epoch"] < config.epochs and not stopped_early:
             epoch, first_step = progress_state["epoch"], progress_state["step"]
-            loader = make_loader(train_set, config, shuffle=True, epoch=epoch, start_batch=first_step)
-            train_metrics = train_one_epoch(model, loader, optimizer, config, device, epoch, first_step=first_step,
-                                            scaler=scaler, deadline=deadline, on_step=on_step, stop=stop,
-                                            progress=progress)
+            train_loader.batch_sampler.set_epoch(epoch, first_step)
+            train_metrics = train_one_epoch(trained, train_loader, optimizer, config, device, epoch,
+                                            first_step=first_step, scaler=scaler, deadline=deadline, on_step=on_step,
+                                            stop=stop, progress=progress, ctx=ctx)
             if train_metrics["stopped"] == 2:
                 save(last_path)  # mid-epoch: progress_state["step"] says which batches are done
                 raise KeyboardInterrupt
             stopped_early = bool(train_metrics["stopped"])
-            val_metrics = evaluate_loss(model, make_loader(val_set, config, shuffle=False, epoch=0), config.loss,
-                                        device, config.amp)
-            scheduler.step(val_metrics["loss"])
+            val_metrics = evaluate_loss(model, val_loader, config.loss, device, config.amp, ctx)
+            scheduler.step(val_metrics["loss"])  # the gathered loss: every rank steps the same way
             lr = optimizer.param_groups[0]["lr"]
             improved = selectable(config, epoch + 1) and (val_metrics["accuracy"], -val_metrics["loss"]) > (
                 progress_state["best_accuracy"], -progress_state["best_loss"])
@@ -314,13 +359,8 @@ def train(data_dir: str | Path, out_dir: str | Path, run_config: RunConfig | Non
             record = {"epoch": epoch + 1, "lr": lr, "train": train_metrics, "val": val_metrics,
                       "elapsed_s": round(time.monotonic() - started, 1)}
             history.append(record)
-            for name, value in train_metrics.items():
-                if name not in ("clips", "next_step", "stopped"):
-                    writer.add_scalar(f"train/{name}", value, epoch + 1)
-            for name in ("loss", "ce", "accuracy"):
-                writer.add_scalar(f"val/{name}", val_metrics[name], epoch + 1)
-            writer.add_scalar("lr", lr, epoch + 1)
-            writer.flush()
+            if writer is not None:
+                _log_epoch(writer, record)
             save(last_path)
             if improved:
                 save(best_path)
@@ -328,28 +368,57 @@ def train(data_dir: str | Path, out_dir: str | Path, run_config: RunConfig | Non
                              f"acc {train_metrics['accuracy']:.3f}  val loss {val_metrics['loss']:.3f} "
                              f"acc {val_metrics['accuracy']:.3f}  lr {lr:.2g}{'  *best' if improved else ''}"
                              f"  [{record['elapsed_s']:.0f}s]")
-            with open(out_dir / "history.jsonl", "a") as handle:
-                handle.write(json.dumps(record) + "\n")
+            if ctx.is_main:
+                with open(out_dir / "history.jsonl", "a") as handle:
+                    handle.write(json.dumps(record) + "\n")
         if stopped_early:
             _print(progress, f"time limit of {config.max_minutes} min reached after epoch {progress_state['epoch']}")
-        if not best_path.exists() and progress_state["epoch"] > 0:
+        if ctx.is_main and not best_path.exists() and progress_state["epoch"] > 0:
             save(best_path)  # stopped before the regularizers reached full weight: keep the last model
             _print(progress, "the regularizers never reached full weight; best.pt is the last epoch's model")
-    except KeyboardInterrupt:
-        writer.close()  # a second Ctrl-C mid-step: last.pt keeps the state before that step
+    except RuntimeError as exc:
+        if ctx.enabled and _lost_peer(exc):
+            raise TrainingError(f"rank {ctx.rank} of {ctx.world_size}: a collective operation failed, so another "
+                                f"rank has stopped or hung (its own error is in its log or above); "
+                                f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
         raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    writer.close()
+        if writer is not None:
+            writer.close()  # also after a second Ctrl-C mid-step: last.pt keeps the state before that step
+        shutdown_distributed(ctx)
     return {"best_val_accuracy": progress_state["best_accuracy"], "best_epoch": progress_state["best_epoch"],
             "epochs_run": progress_state["epoch"], "wall_seconds": round(time.monotonic() - started, 1),
             "skipped_videos": len(train_set.skipped) + len(val_set.skipped), "history": history}
 
 
+def _lost_peer(exc: RuntimeError) -> bool:
+    """A collective that failed because of another rank: gloo/nccl's lost connection or the group's timeout."""
+    text = str(exc).lower()
+    return isinstance(exc, dist.DistError) or any(
+        word in text for word in ("connection closed by peer", "timed out", "timeout", "nccl", "gloo"))
+
+
+def _log_epoch(writer, record: dict[str, Any]) -> None:
+    epoch = record["epoch"]
+    for name, value in record["train"].items():
+        if name not in ("clips", "next_step", "stopped"):
+            writer.add_scalar(f"train/{name}", value, epoch)
+    for name in ("loss", "ce", "accuracy"):
+        writer.add_scalar(f"val/{name}", record["val"][name], epoch)
+    writer.add_scalar("lr", record["lr"], epoch)
+    writer.flush()
+
+
 def _print(enabled: bool, message: str) -> None:
     if enabled:
         tqdm.write(message)
+
+
+def _is_main_process() -> bool:
+    """Rank 0 of a torchrun job, or a process started without torchrun."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -375,12 +444,20 @@ def main(argv: list[str] | None = None) -> int:
             run_config = resolve_run_config("synthetic")
         summary = train(args.data, args.out, run_config, resume=args.resume, progress=not args.quiet)
     except KeyboardInterrupt:
+        if not _is_main_process():
+            return 130
         print(f"\ninterrupted: progress saved to {Path(args.out) / LAST_CHECKPOINT}; continue with "
               f"`stanet train --data {args.data} --out {args.out} --resume`", file=sys.stderr)
         return 130
-    except (TrainingError, DatasetFormatError, CheckpointError, ValueError, FileNotFoundError) as exc:
-        print(f"stanet train: error: {exc}", file=sys.stderr)
+    except (TrainingError, DatasetFormatError, CheckpointError, DistributedError, ValueError, OSError) as exc:
+        where = f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else ""
+        print(f"stanet train{where}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if dist.is_initialized():  # an error after joining the job, before train()'s own cleanup
+            dist.destroy_process_group()
+    if not _is_main_process():
+        return 0
     print(f"best validation accuracy {summary['best_val_accuracy']:.3f} at epoch {summary['best_epoch']} "
           f"({summary['epochs_run']} epochs, {summary['wall_seconds']:.0f}s); checkpoints in {args.out}")
     return 0
