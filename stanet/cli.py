@@ -9,6 +9,7 @@ import sys
 # command words -> (module with main(argv), one-line help)
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("data", "synth"): ("training.synth", "generate the synthetic actions benchmark"),
+    ("features", "extract"): ("training.features.extract", "run the frozen trunk once and cache its features"),
     ("train",): ("training.train", "train the attention recognizer"),
     ("evaluate",): ("training.evaluate", "accuracy and attention localization on a split"),
     ("export",): ("export.cli", "export a checkpoint as a verified Triton model"),
@@ -22,7 +23,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
 def usage() -> str:
     lines = ["usage: stanet COMMAND [ARGS...]", "", "commands:"]
     for words, (_, text) in COMMANDS.items():
-        lines.append(f"  {' '.join(words):<14} {text}")
+        lines.append(f"  {' '.join(words):<16} {text}")
     lines.append("")
     lines.append("`stanet COMMAND --help` describes a command's arguments.")
     return "\n".join(lines)

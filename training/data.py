@@ -37,7 +37,8 @@ class LoadedVideo:
 
 class ClipDataset(Dataset):
     """Samples are dicts: clip uint8 (T, H, W, 3), label int64, inside bool (T,) (sampled frame inside the
-    annotated interval; all False without one), boxes float32 (T, 4) (NaN where no box), index int64."""
+    annotated interval; all False without one), boxes float32 (T, 4) (NaN where no box), index int64,
+    frame_indices int64 (T,) (the video frames sampled)."""
 
     def __init__(self, records: list[ClipRecord], spec: ClipSpec, *, train: bool, seed: int = 0,
                  cache: bool = True, flip: bool = False, progress: bool = True, description: str = "videos"):
@@ -105,6 +106,7 @@ class ClipDataset(Dataset):
             "inside": torch.from_numpy(inside),
             "boxes": torch.from_numpy(boxes),
             "index": torch.tensor(index, dtype=torch.int64),
+            "frame_indices": torch.from_numpy(indices),
         }
 
 
