@@ -185,6 +185,25 @@ def test_killed_extraction_leaves_only_whole_shards(tiny_dataset, trunk_checkpoi
     assert all(torch.equal(ours[i]["features"], theirs[i]["features"]) for i in range(0, 48, 7))
 
 
+def test_unreadable_videos_are_reported_and_skipped(tiny_dataset, trunk_checkpoint, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    val = load_dataset(data).split("val")
+    val[2].video.write_bytes(b"not a video at all")
+    val[5].video.unlink()
+    out = tmp_path / "cache"
+    assert extract(data, out, "--checkpoint", str(trunk_checkpoint), "--split", "val", "--clips-per-shard", "4") == 0
+    assert "14 clips in 4 new shard(s)" in capsys.readouterr().out
+    index = read_index(out)
+    assert [s["clips"] for s in index.shards] == [3, 3, 4, 4]  # records 2 and 5 fall in shards 0 and 1
+    skipped = index.skipped()
+    assert [(item["line"], item["split"]) for item in skipped] == [(val[2].line, "val"), (val[5].line, "val")]
+    assert "not a decodable video" in skipped[0]["reason"] and "no such file" in skipped[1]["reason"]
+    cached = FeatureDataset(out, index, "val")
+    assert len(cached) == 14 and len(cached.skipped) == 2
+    assert [e.offset for e in cached.entries[:3]] == [0, 1, 2] and cached.entries[2].line == val[3].line
+
+
 def test_a_failed_shard_write_leaves_nothing_visible(tmp_path):
     with pytest.raises(ValueError, match="pickle"):
         write_shard(tmp_path / shard_name(0), np.array([object()]))  # np.save refuses halfway
@@ -204,6 +223,10 @@ def test_a_cache_of_another_configuration_is_refused(clean_cache, tiny_dataset, 
     save_checkpoint(other, build_model(TRUNK), [f"class{i}" for i in range(8)])
     assert extract(tiny_dataset, clean_cache, "--checkpoint", str(other), "--clips-per-shard", "16") == 2
     assert "backbone_sha256" in capsys.readouterr().err
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    assert extract(tiny_dataset, tmp_path / "busy", "--checkpoint", str(trunk_checkpoint)) == 2
+    assert "is not empty and not a feature cache" in capsys.readouterr().err
     # training: another clip geometry, an unfrozen trunk
     run = ["--features", str(clean_cache), "--out", str(tmp_path / "run"), "--quiet"]
     assert train_main([*run, *sets([*CACHE_RUN, "model.clip_length=16", "model.height=64"])]) == 2

@@ -178,6 +178,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
+            os.fchmod(handle.fileno(), 0o644)  # mkstemp's 0600 would hide the cache from a training container
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -192,7 +193,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
 
 def remove_temp_files(cache_dir: Path) -> int:
     """Delete temp files a crashed extraction left behind; returns how many."""
-    stale = list(cache_dir.glob(".*.tmp"))
+    stale = [path for pattern in (f".{INDEX_FILE}.*.tmp", f".{BACKBONE_FILE}.*.tmp", ".shard-*.npy.*.tmp")
+             for path in cache_dir.glob(pattern)]
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)

@@ -32,6 +32,7 @@ from stanet.model.preprocess import normalize_clip
 from stanet.video import VideoDecodeError
 from training.config import RunConfig, resolve_run_config
 from training.data import ClipDataset, ClipSpec
+from training.train import select_device
 from training.features.cache import (BACKBONE_FILE, DTYPES, INDEX_FILE, CacheHeader, CacheIndex, ClipEntry,
                                      FeatureCacheError, atomic_write, feature_fields, read_index, remove_temp_files,
                                      shard_name, state_sha256, write_shard)
@@ -129,7 +130,8 @@ def extract_shard(model: AttentionRecognizer, records: list[ClipRecord], root: P
         good = []
         for item in batch:
             record = clips.records[int(item["index"])]
-            if "error" in item:
+            if "error" in item:  # ClipDataset has logged the probe's failures, not this one
+                log.warning("skipped %s (line %d): %s", record.video, record.line, item["error"])
                 skipped.append(skip(record, item["error"]))
             else:
                 good.append(item)
@@ -163,6 +165,10 @@ def _start_or_resume(cache_dir: Path, header: CacheHeader, total_shards: int,
             raise FeatureCacheError(f"{cache_dir} holds features of another configuration (cache vs now: "
                                     + "; ".join(diffs) + "); extract into a new --out directory")
         return index
+    foreign = sorted(p.name for p in cache_dir.iterdir() if p.name != BACKBONE_FILE)
+    if foreign:
+        raise FeatureCacheError(f"{cache_dir} is not empty and not a feature cache (no {INDEX_FILE}; it holds "
+                                f"{foreign[:3]}); extract into a new or empty --out directory")
     atomic_write(cache_dir / BACKBONE_FILE, lambda handle: torch.save(backbone_state, handle))
     index = CacheIndex(header=header, total_shards=total_shards)
     atomic_write(cache_dir / INDEX_FILE, lambda handle: handle.write(index.to_json().encode()))
@@ -173,8 +179,6 @@ def extract_features(data_dir: str | Path, cache_dir: str | Path, model: Attenti
                      options: ExtractOptions, *, backbone_source: str = "", progress: bool = True) -> dict[str, Any]:
     """Write (or finish) the feature cache of `data_dir`'s chosen splits under `cache_dir`; returns a summary
     {shards_written, shards_done, total_shards, clips_written, skipped_videos, seconds, clips_per_second}."""
-    from training.train import select_device  # noqa: PLC0415 - the training module is heavy, used only here
-
     started = time.monotonic()
     cache_dir = Path(cache_dir)
     dataset = load_dataset(data_dir)
@@ -205,8 +209,6 @@ def extract_features(data_dir: str | Path, cache_dir: str | Path, model: Attenti
         atomic_write(cache_dir / INDEX_FILE, lambda handle: handle.write(index.to_json().encode()))
         clips_written += len(entries)
         skipped += len(failed)
-        for item in failed:
-            log.warning("skipped %s (line %d): %s", item["video"], item["line"], item["reason"])
         bar.update(len(shard_records))
     bar.close()
     seconds = time.monotonic() - started
