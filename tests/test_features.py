@@ -261,8 +261,9 @@ def test_a_truncated_or_corrupt_shard_is_named(clean_cache, tmp_path, capsys):
 def test_training_on_the_cache_lowers_the_loss_and_writes_a_full_model(clean_cache, tiny_dataset,
                                                                         trunk_checkpoint, tmp_path):
     run = tmp_path / "run"
-    assert train_main(["--features", str(clean_cache), "--out", str(run), "--quiet",
-                       *sets([*CACHE_RUN, "train.epochs=3", "train.lr=1e-2"])]) == 0
+    args = ["--features", str(clean_cache), "--out", str(run), "--quiet"]
+    assert train_main([*args, *sets([*CACHE_RUN, "train.epochs=2", "train.lr=1e-2"])]) == 0
+    assert train_main([*args, "--resume", *sets([*CACHE_RUN, "train.epochs=3", "train.lr=1e-2"])]) == 0
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     losses = [h["train"]["ce"] for h in history]
     # 18 steps of a tiny head on a random trunk: the cross-entropy falls every epoch (from about ln 8 = 2.08)
