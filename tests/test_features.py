@@ -155,9 +155,10 @@ def test_killed_extraction_leaves_only_whole_shards(tiny_dataset, trunk_checkpoi
     """SIGKILL at whatever moment: every visible shard is whole, the index lists only whole shards, and the
     same command then finishes the cache."""
     out = tmp_path / "killed"
-    args = ["--data", str(tiny_dataset), "--out", str(out), "--checkpoint", str(trunk_checkpoint),
-            "--clips-per-shard", "1", "--quiet"]
-    process = subprocess.Popen([sys.executable, "-m", "stanet", "features", "extract", *args], cwd=REPO,
+    options = ["--checkpoint", str(trunk_checkpoint), "--clips-per-shard", "1"]
+    command = [sys.executable, "-m", "stanet", "features", "extract", "--data", str(tiny_dataset), "--out", str(out),
+               "--quiet", *options]
+    process = subprocess.Popen(command, cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -173,9 +174,9 @@ def test_killed_extraction_leaves_only_whole_shards(tiny_dataset, trunk_checkpoi
     for shard in sorted(out.glob("shard-*.npy")):
         array = np.load(shard, allow_pickle=False)  # raises on a partial file
         assert array.shape[1:] == index.header.feature_shape
-    for k, shard in enumerate(index.shards):
+    for shard in index.shards:
         open_shard(out / shard["file"], shard["clips"], index.header)
-    assert extract(tiny_dataset, out, *args[4:-1]) == 0
+    assert extract(tiny_dataset, out, *options) == 0
     assert read_index(out).complete and not list(out.glob(".*.tmp"))
     clean = read_index(clean_cache)
     resumed = read_index(out)

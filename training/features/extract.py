@@ -32,17 +32,18 @@ from stanet.model.preprocess import normalize_clip
 from stanet.video import VideoDecodeError
 from training.config import RunConfig, resolve_run_config
 from training.data import ClipDataset, ClipSpec
-from training.train import select_device
 from training.features.cache import (BACKBONE_FILE, DTYPES, INDEX_FILE, CacheHeader, CacheIndex, ClipEntry,
                                      FeatureCacheError, atomic_write, feature_fields, read_index, remove_temp_files,
                                      shard_name, state_sha256, write_shard)
+from training.train import select_device
 
 log = logging.getLogger("stanet.features")
 
 
 @dataclass(frozen=True)
 class ExtractOptions:
-    """How to extract (none of these change a feature's value, except dtype)."""
+    """How to extract. `splits`, `clips_per_shard` and `dtype` are part of the cache's identity (a resumed run
+    must keep them); the rest only changes speed and memory."""
 
     splits: tuple[str, ...] = ("train", "val")
     clips_per_shard: int = 64
@@ -255,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
             model, source = model_from_run_config(run_config, len(load_dataset(args.data).class_names))
         summary = extract_features(args.data, args.out, model, options, backbone_source=source,
                                    progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the finished shards in {args.out} are kept; run the same command again to resume",
+              file=sys.stderr)
+        return 130
     except (FeatureCacheError, DatasetFormatError, CheckpointError, ValueError, FileNotFoundError) as exc:
         print(f"stanet features extract: error: {exc}", file=sys.stderr)
         return 2
