@@ -10,6 +10,7 @@ import sys
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("data", "synth"): ("training.synth", "generate the synthetic actions benchmark"),
     ("data", "import"): ("training.importers.cli", "convert UCF101, HMDB51, THUMOS14, UCF101-24 or class folders"),
+    ("features", "extract"): ("training.features.extract", "run the frozen trunk once and cache its features"),
     ("train",): ("training.train", "train the attention recognizer"),
     ("evaluate",): ("training.evaluate", "accuracy and attention localization on a split"),
     ("export",): ("export.cli", "export a checkpoint as a verified Triton model"),
@@ -24,7 +25,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
 def usage() -> str:
     lines = ["usage: stanet COMMAND [ARGS...]", "", "commands:"]
     for words, (_, text) in COMMANDS.items():
-        lines.append(f"  {' '.join(words):<14} {text}")
+        lines.append(f"  {' '.join(words):<16} {text}")
     lines.append("")
     lines.append("`stanet COMMAND --help` describes a command's arguments.")
     return "\n".join(lines)

@@ -44,6 +44,8 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop after this much training time, 0 = no limit
     checkpoint_every_steps: int = 0  # also save last.pt every N steps inside an epoch, 0 = epoch ends only
     backbone_weights: str = ""  # local torchvision state-dict file for resnet18/resnet50 (nothing is downloaded)
+    backbone_lr_multiplier: float = 1.0  # the trunk's learning rate is lr * this (fine-tuning: e.g. 0.1)
+    features: str = ""  # a `stanet features extract` cache to train on instead of the videos (frozen trunk)
 
     def __post_init__(self) -> None:
         problems = []
@@ -52,6 +54,9 @@ class TrainConfig:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             problems.append(f"lr must be > 0, got {self.lr}")
+        if self.backbone_lr_multiplier <= 0:
+            problems.append(f"backbone_lr_multiplier must be > 0 (freeze the trunk with model.freeze_backbone=true), "
+                            f"got {self.backbone_lr_multiplier}")
         if not 0 < self.lr_factor < 1:
             problems.append(f"lr_factor must be in (0, 1), got {self.lr_factor}")
         if self.num_workers < 0:

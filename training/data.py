@@ -51,7 +51,8 @@ class LoadedVideo:
 
 class ClipDataset(Dataset):
     """Samples are dicts: clip uint8 (T, H, W, 3), label int64, inside bool (T,) (sampled frame inside the
-    annotated interval; all False without one), boxes float32 (T, 4) (NaN where no box), index int64.
+    annotated interval; all False without one), boxes float32 (T, 4) (NaN where no box), index int64,
+    frame_indices int64 (T,) (the video frames sampled).
 
     Training augmentation (train=True only): TSN offsets, then `crop` (one window for the whole clip, cut
     from the frames already resized to the model's size: the cache holds them at that size), then `flip`.
@@ -127,6 +128,7 @@ class ClipDataset(Dataset):
             "inside": torch.from_numpy(inside),
             "boxes": torch.from_numpy(boxes),
             "index": torch.tensor(index, dtype=torch.int64),
+            "frame_indices": torch.from_numpy(indices),
         }
 
     def _crop(self, clip: np.ndarray, boxes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ from training.config import RunConfig, TrainConfig, resolve_run_config, run_conf
 from training.data import ClipDataset, ClipSpec, CropSpec, EpochBatchSampler
 from training.distributed import (SINGLE_PROCESS, DistContext, DistributedError, RankBatchSampler,
                                   init_distributed, shutdown_distributed, wrap_model)
+from training.features.dataset import open_cache_for_training
+from training.optim import build_optimizer
 
 log = logging.getLogger("stanet.train")
 
@@ -127,10 +130,12 @@ def selectable(config: TrainConfig, epochs_done: int) -> bool:
 
 def forward_loss(model: AttentionRecognizer, batch: dict[str, torch.Tensor], weights: LossWeights,
                  device: torch.device, amp: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-    clip = normalize_clip(batch["clip"].to(device, non_blocking=True))  # (B, T, 3, H, W)
     labels = batch["label"].to(device)
     with autocast_for(device, amp):
-        out = model(clip)
+        if "features" in batch:  # a feature cache: the (frozen) trunk already ran
+            out = model(features=batch["features"].to(device, non_blocking=True).float())  # (B, T, C, h, w)
+        else:
+            out = model(normalize_clip(batch["clip"].to(device, non_blocking=True)))  # (B, T, 3, H, W)
     loss, terms = attention_loss(out.logits, labels, out.spatial_attention, out.temporal_attention_steps, weights)
     correct = (out.logits.argmax(dim=1) == labels).sum()
     return loss, terms, correct
@@ -244,7 +249,7 @@ def _check_resume_config(stored: RunConfig, current: RunConfig) -> None:
                             + " (resume without --preset/--config/--set to use the run's own)")
 
 
-def train(data_dir: str | Path, out_dir: str | Path, run_config: RunConfig | None, *, resume: bool = False,
+def train(data_dir: str | Path | None, out_dir: str | Path, run_config: RunConfig | None, *, resume: bool = False,
           progress: bool = True) -> dict[str, Any]:
     """Train and return a summary {best_val_accuracy, best_epoch, epochs_run, wall_seconds, ...}.
     With `resume`, `run_config=None` continues with the run's own configuration."""
@@ -272,37 +277,48 @@ def train(data_dir: str | Path, out_dir: str | Path, run_config: RunConfig | Non
     ctx, device = init_distributed(select_device(config.device), config.dist_timeout_minutes)
     progress = progress and ctx.is_main
 
-    dataset = load_dataset(data_dir)
-    model_config = run_config.model_config(len(dataset.class_names))
-    spec = ClipSpec(model_config.clip_length, model_config.height, model_config.width)
-    if not dataset.split("train"):
-        raise TrainingError(f"{data_dir} has no clips with split 'train'")
-    if not dataset.split("val"):
-        raise TrainingError(f"{data_dir} has no clips with split 'val': learning-rate schedule and model "
-                            f"selection use the validation split (never the test split)")
-    crop = CropSpec.from_options(config.crop_min_area, config.crop_max_aspect)
-    train_set = ClipDataset(dataset.split("train"), spec, train=True, seed=config.seed, cache=config.cache_videos,
-                            flip=config.flip, crop=crop, progress=progress, description="train videos")
-    val_set = ClipDataset(dataset.split("val"), spec, train=False, seed=config.seed, cache=config.cache_videos,
-                          progress=progress, description="val videos")
+    if config.features:  # precomputed trunk features (training/features/): the trunk is frozen
+        cached = open_cache_for_training(config.features, run_config.model, config)
+        class_names, train_set, val_set = list(cached.class_names), cached.train, cached.val
+        model_config = run_config.model_config(len(class_names))
+        data_dir = config.features
+    else:
+        if data_dir is None:
+            raise TrainingError("a dataset directory (--data) is needed, or a feature cache (--features)")
+        dataset = load_dataset(data_dir)
+        class_names = list(dataset.class_names)
+        model_config = run_config.model_config(len(class_names))
+        spec = ClipSpec(model_config.clip_length, model_config.height, model_config.width)
+        if not dataset.split("train"):
+            raise TrainingError(f"{data_dir} has no clips with split 'train'")
+        if not dataset.split("val"):
+            raise TrainingError(f"{data_dir} has no clips with split 'val': learning-rate schedule and model "
+                                f"selection use the validation split (never the test split)")
+        crop = CropSpec.from_options(config.crop_min_area, config.crop_max_aspect)
+        train_set = ClipDataset(dataset.split("train"), spec, train=True, seed=config.seed,
+                                cache=config.cache_videos, flip=config.flip, crop=crop, progress=progress,
+                                description="train videos")
+        val_set = ClipDataset(dataset.split("val"), spec, train=False, seed=config.seed, cache=config.cache_videos,
+                              progress=progress, description="val videos")
     for name, part in (("train", train_set), ("val", val_set)):
         if len(part) == 0:
             raise TrainingError(f"every {name} video of {data_dir} is unreadable ({len(part.skipped)} skipped)")
 
     torch.manual_seed(config.seed)
     model = build_model(model_config, backbone_weights=(config.backbone_weights or None) if not state else None)
+    if config.features and not state:
+        cached.load_backbone(model)  # the checkpoint stays a complete model
     model = model.to(device)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr,
-                                 weight_decay=config.weight_decay)
+    optimizer = build_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=config.lr_factor,
                                                            patience=config.lr_patience)
     scaler = torch.amp.GradScaler("cuda") if config.amp and device.type == "cuda" else None
     progress_state = {"epoch": 0, "step": 0, "best_accuracy": -1.0, "best_loss": math.inf, "best_epoch": -1}
     history: list[dict[str, Any]] = []
     if state:
-        if tuple(ckpt.class_names) != dataset.class_names:
+        if list(ckpt.class_names) != class_names:
             raise TrainingError(f"--resume: the run was trained on classes {list(ckpt.class_names)[:5]}..., "
-                                f"{data_dir} has {list(dataset.class_names)[:5]}...")
+                                f"{data_dir} has {class_names[:5]}...")
         load_state(model, ckpt.state_dict, source=f"checkpoint {last_path}")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -316,7 +332,6 @@ def train(data_dir: str | Path, out_dir: str | Path, run_config: RunConfig | Non
         from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 - heavy import, only when training
 
         writer = SummaryWriter(str(out_dir / "tensorboard"))
-    class_names = list(dataset.class_names)
     pin_memory = device.type == "cuda"
     train_loader = make_loader(train_set, config, shuffle=True, epoch=0, ctx=ctx, pin_memory=pin_memory)
     val_loader = make_loader(val_set, config, shuffle=False, epoch=0, ctx=ctx, pin_memory=pin_memory)
@@ -423,7 +438,10 @@ def _is_main_process() -> bool:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stanet train", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="dataset directory (classes.txt + annotations.jsonl)")
+    parser.add_argument("--data", help="dataset directory (classes.txt + annotations.jsonl)")
+    parser.add_argument("--features", metavar="CACHE_DIR",
+                        help="train on a `stanet features extract` cache instead of --data (sets train.features; "
+                             "needs model.freeze_backbone=true)")
     parser.add_argument("--out", required=True, help="run directory for best.pt, last.pt and logs")
     parser.add_argument("--preset", help="named configuration: synthetic, demo, paper")
     parser.add_argument("--config", help="YAML or JSON file with 'model' and 'train' sections")
@@ -442,6 +460,12 @@ def main(argv: list[str] | None = None) -> int:
         run_config = resolve_run_config(args.preset, args.config, args.overrides) if given else None
         if run_config is None and not args.resume:
             run_config = resolve_run_config("synthetic")
+        if args.features and run_config is not None:
+            run_config = RunConfig(model=run_config.model, train=replace(run_config.train, features=args.features))
+        if args.data and args.features:
+            raise TrainingError("--data and --features exclude each other: a run reads the videos or the cache")
+        if not args.data and not args.features and not args.resume:
+            raise TrainingError("--data DIR (videos) or --features CACHE_DIR (a feature cache) is needed")
         summary = train(args.data, args.out, run_config, resume=args.resume, progress=not args.quiet)
     except KeyboardInterrupt:
         if not _is_main_process():

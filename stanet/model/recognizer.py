@@ -102,7 +102,11 @@ class AttentionRecognizer(nn.Module):
             temporal_attention_steps=steps,
         )
 
-    def forward(self, clip: torch.Tensor) -> RecognizerOutput:
+    def forward(self, clip: torch.Tensor | None = None, *, features: torch.Tensor | None = None) -> RecognizerOutput:
+        """Outputs for normalized clips (B, T, 3, H, W), or for the trunk's maps (B, T, C, h, w) already computed
+        (a feature cache); through `forward` either way, so DistributedDataParallel sees the call."""
+        if features is not None:
+            return self.forward_head(features)
         self.check_input(clip)
         return self.forward_head(self.forward_features(clip))
 
