@@ -156,3 +156,23 @@ def test_unreadable_video_is_skipped_and_counted(tmp_path, tiny_dataset, caplog)
     with caplog.at_level("WARNING"):
         assert run_train(data, tmp_path / "run", *tiny_overrides(1)) == 0
     assert "skipped 1 unreadable video(s)" in caplog.text and victim.name in caplog.text
+
+
+def test_regularizers_start_late_ramp_in_and_gate_model_selection():
+    """`regularizer_start_epoch` + warm-up (the synthetic preset's schedule): weights 0 before the start, a
+    linear ramp, then full; best.pt may only come from epochs trained at full weight."""
+    from stanet.losses import LossWeights
+    from training.config import TrainConfig
+    from training.train import selectable, warmed_up
+
+    config = TrainConfig(loss=LossWeights(mask_area=0.1, total_variation=0.05), regularizer_start_epoch=11,
+                         regularizer_warmup_epochs=3)
+    assert warmed_up(config, 10.9).mask_area == 0.0 and warmed_up(config, 10.9).total_variation == 0.0
+    assert warmed_up(config, 12.5).mask_area == pytest.approx(0.05)  # half-way up the ramp
+    assert warmed_up(config, 14.0).total_variation == pytest.approx(0.05) and warmed_up(config, 30).mask_area == 0.1
+    assert [selectable(config, e) for e in (13, 14, 15)] == [False, True, True]
+    plain = TrainConfig(loss=LossWeights(mask_area=0.0, total_variation=0.0, contrast=0.0, unimodality=0.0,
+                                         temporal_entropy=0.0), regularizer_start_epoch=11)
+    assert selectable(plain, 1)  # nothing to wait for without regularizers
+    immediate = TrainConfig(loss=LossWeights(mask_area=0.1))
+    assert warmed_up(immediate, 0.0).mask_area == 0.1 and selectable(immediate, 1)
