@@ -52,6 +52,9 @@ class BackendSettings:
     output_dtypes: dict[str, np.dtype]
     intra_op_threads: int
     inter_op_threads: int
+    # onnxruntime's idle threads spin for work by default; when the instances together have more threads than
+    # the cores, a spinning thread takes the core another instance is computing on, so they sleep instead.
+    allow_spinning: bool = True
     time_budget_s: float = 30.0
     fault: str = "none"  # one of FAULT_MODES
     fault_delay_s: float = 0.0
@@ -124,6 +127,7 @@ def settings_from_config(config: dict[str, Any], dtypes: dict[str, np.dtype]) ->
     if budget_ms < 1:
         raise ValueError(f"config parameter {TIME_BUDGET_PARAMETER!r} must be >= 1 (milliseconds)")
     fault, fault_delay_s = _fault(config)
+    intra_op_threads = intra or max(available_cores() // instances, 1)  # the cores, shared by the instances
     return BackendSettings(
         input_name=clip["name"],
         input_dtype=np.dtype(dtypes[clip["name"]]),
@@ -131,7 +135,8 @@ def settings_from_config(config: dict[str, Any], dtypes: dict[str, np.dtype]) ->
         max_batch_size=int(config.get("max_batch_size", 0)),
         output_names=outputs,
         output_dtypes={name: np.dtype(dtypes[name]) for name in outputs},
-        intra_op_threads=intra or max(available_cores() // instances, 1),  # the cores, shared by the instances
+        intra_op_threads=intra_op_threads,
+        allow_spinning=intra_op_threads * instances <= available_cores(),
         inter_op_threads=_parameter(config, INTER_OP_PARAMETER, "1") or 1,
         time_budget_s=budget_ms / 1000.0,
         fault=fault,
@@ -143,6 +148,8 @@ def create_session(model_path: str | Path, settings: BackendSettings) -> ort.Inf
     options = ort.SessionOptions()
     options.intra_op_num_threads = settings.intra_op_threads
     options.inter_op_num_threads = settings.inter_op_threads
+    if not settings.allow_spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     graph_input = session.get_inputs()[0]
     graph_dims = tuple(graph_input.shape[1:])  # without the batch axis
