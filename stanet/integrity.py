@@ -15,7 +15,8 @@ def manifest_text(files: dict[str, bytes]) -> str:
     return "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items()))
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -40,7 +41,7 @@ def verify_version_folder(folder: str | Path) -> list[str]:
         path = folder / name
         if not path.is_file() or path.is_symlink():
             problems.append(f"{path}: listed in {MANIFEST_FILE} but missing (or a link)")
-        elif _sha256(path) != digest:
+        elif file_sha256(path) != digest:
             problems.append(f"{path}: SHA-256 differs from {MANIFEST_FILE} (changed after export)")
     extra = sorted(p.name for p in folder.iterdir() if p.name not in listed | {MANIFEST_FILE, "__pycache__"})
     if extra:

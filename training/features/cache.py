@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from stanet.config import ModelConfig
+from stanet.integrity import file_sha256
 
 INDEX_FILE = "index.json"
 BACKBONE_FILE = "backbone.pt"
@@ -204,14 +205,6 @@ def write_shard(path: Path, features: np.ndarray) -> str:
     """Write one shard atomically; returns its SHA-256."""
     atomic_write(path, lambda handle: np.save(handle, features, allow_pickle=False))
     return file_sha256(path)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def open_shard(path: Path, count: int, header: CacheHeader) -> np.ndarray:
