@@ -120,13 +120,11 @@ clean-demo:
 
 # The ablation table of docs/benchmark.md: each variant trained with the synthetic preset (at most
 # ABLATION_MINUTES) on the reference data. `full` is the preset itself: the plain objective first, then the
-# mask-area and total-variation regularizers from epoch 11; `early_regularizers` switches the paper's
-# regularizers (plus the mask-area and temporal-entropy priors) on from the first epoch instead.
+# mask-area and total-variation regularizers from epoch 11.
 ABLATION_MINUTES ?= 19
-ABLATIONS := full no_regularizers early_regularizers no_spatial no_temporal convlstm_first
+ABLATIONS := full no_regularizers no_spatial no_temporal convlstm_first
 ablation_full :=
 ablation_no_regularizers := --set train.loss.total_variation=0 --set train.loss.mask_area=0
-ablation_early_regularizers := --set train.regularizer_start_epoch=0 --set train.loss.contrast=0.1 --set train.loss.unimodality=0.1 --set train.loss.temporal_entropy=0.3
 ablation_no_spatial := --set model.spatial_attention=false
 ablation_no_temporal := --set model.temporal_attention=none
 ablation_convlstm_first := --set model.temporal_attention=convlstm_first
