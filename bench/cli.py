@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="in-process threads (default: every core)")
     parser.add_argument("--instances", type=int, default=0, help="Triton model instances (default: the export's)")
     parser.add_argument("--intra-op-threads", type=int, default=0,
-                        help="onnxruntime threads per Triton instance (default: cores / instances)")
+                        help="onnxruntime threads per Triton instance (default: every core, shared by the instances)")
     parser.add_argument("--label", default="model", help="name of this model in the report")
     parser.add_argument("--url", help="measure a running Triton at HOST:PORT (gRPC) instead of starting one")
     parser.add_argument("--metrics-url", help="with --url: its metrics page (default: http://HOST:8002/metrics)")
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"label": args.label, "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
               "threads": threads, "gflop_per_clip": flops / 1e9, "int8_gate": int8.get("int8") or {},
               "serving": {"instances": args.instances or "default", "intra_op_threads": args.intra_op_threads or
-                          "cores / instances"}}
+                          "every core"}}
     report["fp32_ceiling_gflops"] = fp32_ceiling_gflops(threads)
     eager = torch_eager(module, threads)
     report["torch_eager"] = [{**timed_loop(eager, clips, b, args.seconds).to_dict(), "batch": b} for b in batches]

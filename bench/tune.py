@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from stanet.constants import INPUT_CLIP
 
     layouts = [tuple(int(n) for n in item.split("x")) for item in args.layouts.split(",")]
+    args.output.mkdir(parents=True, exist_ok=True)
     checkpoint = load_checkpoint(args.checkpoint)
     clips = dataset_clips(args.data, ("test", "val"), checkpoint.model_config, checkpoint.class_names, limit=32).clips
     results: dict = {"cores": available_cores(), "layouts": []}

@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--instances", type=int, default=0,
                         help="model instances (default: 2 on CPU, see docs/benchmark.md; 1 per GPU)")
     parser.add_argument("--intra-op-threads", type=int, default=0,
-                        help="--target python: onnxruntime threads per instance (default: cores / instances)")
+                        help="--target python: onnxruntime threads per instance (default: every core, shared by the instances)")
     parser.add_argument("--timing-cache", type=Path, help="TensorRT timing cache file (--target tensorrt)")
     return parser.parse_args(argv)
 

@@ -45,7 +45,7 @@ class ExportRequest:
     precision: str | None = None  # None: the target's default (see SUPPORTED_PRECISIONS)
     instance_kind: str | None = None  # None: cpu for onnxruntime/python, gpu for tensorrt
     instances: int = 0  # 0: the default count (see export.triton_config.ServingOptions)
-    intra_op_threads: int = 0  # python target; 0: cores / instances when the model loads
+    intra_op_threads: int = 0  # python target; 0: every core, counted when the model loads
     calibration: Path | None = None
     data: Path | None = None
     timing_cache: Path = DEFAULT_TIMING_CACHE

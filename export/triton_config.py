@@ -41,16 +41,17 @@ MAX_QUEUE_DELAY_MICROSECONDS = 0
 WARMUP_NAME = "zero_clip"
 # Model instances per CPU server (one per GPU). With a single instance, Triton 2.51's dynamic batcher held about
 # 2% of back-to-back requests in its queue for 500 ms (the instance was still being released when the next
-# request arrived): sequential p99 506 ms, 83 clips/s. Two instances, each with half the cores: p99 6.6 ms,
-# 196 clips/s on the demo model (docs/benchmark.md, "Serving performance").
+# request arrived): sequential p99 506 ms on the demo model, 750 ms on a ResNet-18 one. Two instances, each
+# with every core (their onnxruntime threads sleep instead of spinning, since together they have more threads
+# than cores): no stall, a lone request computes on all cores (ResNet-18: p50 352 ms against 669 ms with one
+# core per instance) and loaded throughput is that of one instance (docs/benchmark.md, "Choosing the layout").
 CPU_INSTANCES = 2
 # Where Triton's onnxruntime backend keeps the engines its TensorRT accelerator builds (inside the server's
 # container), so a restart or a second instance does not rebuild them.
 TRT_ENGINE_CACHE_ROOT = "/tmp/triton_trt_cache"
 DEFAULT_WORKSPACE_BYTES = 1 << 30  # TensorRT builder workspace, for the engine builder and the accelerator
-# Threads for the python backend's onnxruntime session: "0" = the CPU cores the Triton process may use divided
-# among the model's instances, resolved when the model loads (the export machine's cores say nothing about
-# the server's).
+# Threads for the python backend's onnxruntime session: "0" = every CPU core the Triton process may use,
+# counted when the model loads (the export machine's cores say nothing about the server's).
 DEFAULT_INTRA_OP_THREADS = "0"
 DEFAULT_INTER_OP_THREADS = "1"
 # The end-to-end latency histogram of current Triton versions (`--metrics-config histogram_latencies=true`);
@@ -67,7 +68,7 @@ class ServingOptions:
     max_batch_size: int
     precision: str  # one of PRECISIONS
     instances: int = 0  # model instances; 0 = CPU_INSTANCES on CPU, one per GPU
-    intra_op_threads: int = 0  # python target: onnxruntime threads per instance; 0 = cores / instances at load
+    intra_op_threads: int = 0  # python target: onnxruntime threads per instance; 0 = every core, counted at load
 
     @property
     def instance_count(self) -> int:
@@ -90,7 +91,7 @@ def check_options(options: ServingOptions) -> None:
     if options.instances < 0:
         problems.append(f"--instances must be >= 1 (or 0 for the default), got {options.instances}")
     if options.intra_op_threads < 0:
-        problems.append(f"--intra-op-threads must be >= 1 (or 0 for cores / instances), got {options.intra_op_threads}")
+        problems.append(f"--intra-op-threads must be >= 1 (or 0 for every core), got {options.intra_op_threads}")
     if options.intra_op_threads and options.target != "python":
         problems.append("--intra-op-threads applies to --target python only (Triton's own backends take their "
                         "threads from the server)")

@@ -479,21 +479,24 @@ def test_backend_settings_come_from_the_config(python_model_dir):
     assert settings.input_name == INPUT_CLIP and settings.input_dims == (4, 32, 32, 3)
     assert settings.input_dtype == np.uint8 and settings.max_batch_size == 4
     assert settings.output_names == (OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION, OUTPUT_TEMPORAL_ATTENTION)
-    assert settings.intra_op_threads == max(stanet_backend.available_cores() // 2, 1)  # two CPU instances
+    assert settings.intra_op_threads == stanet_backend.available_cores()  # each of the two instances: every core
     assert settings.inter_op_threads == 1
-    assert settings.allow_spinning == (settings.intra_op_threads * 2 <= stanet_backend.available_cores())
+    assert not settings.allow_spinning  # two instances x every core: more threads than cores
 
 
 def test_oversubscribed_instances_do_not_spin(python_model_dir, tmp_path):
-    """Two instances with every core each (`--intra-op-threads` = cores): more threads than cores, so
-    onnxruntime's idle threads must sleep rather than spin on the core the other instance computes on."""
+    """Two instances with every core each (the default): more threads than cores, so onnxruntime's idle
+    threads must sleep rather than spin on the core the other instance computes on; one thread per
+    instance (`--intra-op-threads 1` on 2 cores) fits, and spins."""
     config = json_format.MessageToDict(parse_config(python_model_dir / "config.pbtxt"), preserving_proto_field_name=True)
-    config["parameters"][stanet_backend.INTRA_OP_PARAMETER]["string_value"] = str(stanet_backend.available_cores())
     dtypes = {t["name"]: TRITON_TO_NUMPY[t["data_type"]] for t in [*config["input"], *config["output"]]}
     settings = stanet_backend.settings_from_config(config, dtypes)
-    assert settings.intra_op_threads == stanet_backend.available_cores() and not settings.allow_spinning
     session = stanet_backend.create_session(python_model_dir / "1" / stanet_backend.ONNX_FILE, settings)
     assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    config["parameters"][stanet_backend.INTRA_OP_PARAMETER]["string_value"] = "1"
+    config["instance_group"][0]["count"] = stanet_backend.available_cores()
+    fitting = stanet_backend.settings_from_config(config, dtypes)
+    assert fitting.intra_op_threads == 1 and fitting.allow_spinning
 
 
 def test_backend_runs_a_batch_once_and_fails_only_the_bad_request(python_model_dir):

@@ -26,7 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 ONNX_FILE = "model.onnx"  # beside model.py in the version folder
-INTRA_OP_PARAMETER = "intra_op_thread_count"  # config.pbtxt `parameters`; "0" = our cores / instances
+INTRA_OP_PARAMETER = "intra_op_thread_count"  # config.pbtxt `parameters`; "0" = every core the server may use
 INTER_OP_PARAMETER = "inter_op_thread_count"
 TIME_BUDGET_PARAMETER = "time_budget_ms"  # the longest one model call may take before it is ended
 DEFAULT_TIME_BUDGET_MS = "30000"
@@ -127,7 +127,7 @@ def settings_from_config(config: dict[str, Any], dtypes: dict[str, np.dtype]) ->
     if budget_ms < 1:
         raise ValueError(f"config parameter {TIME_BUDGET_PARAMETER!r} must be >= 1 (milliseconds)")
     fault, fault_delay_s = _fault(config)
-    intra_op_threads = intra or max(available_cores() // instances, 1)  # the cores, shared by the instances
+    intra_op_threads = intra or available_cores()  # every core; instances beyond one then do not spin
     return BackendSettings(
         input_name=clip["name"],
         input_dtype=np.dtype(dtypes[clip["name"]]),
