@@ -76,7 +76,8 @@ def plot_series(series: list[tuple[str, list[dict]]], title: str, path: Path) ->
 
 def render(report: dict) -> str:
     lines = [f"{report['label']}: {report['gflop_per_clip']:.3f} GFLOP/clip, fp32 ceiling "
-             f"{report['fp32_ceiling_gflops']:.0f} GFLOP/s ({report['threads']} threads)",
+             f"{report['fp32_ceiling_gflops']:.0f} GFLOP/s ({report['threads']} threads; "
+             + ", ".join(f"{k} {v:.0f}" for k, v in report.get("fp32_kernels_gflops", {}).items()) + ")",
              f"{'variant':<14} {'point':<8} {'clips/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}"]
     for key in ("torch_eager", "onnxruntime", "triton_fp32", "triton_int8"):
         for p in report[key]:

@@ -74,3 +74,11 @@ def test_the_report_renders_and_serializes():
     assert "[PASS] (c) throughput >= 1.8 x (a): 3.5" in text and "[FAIL]" in text
     assert "triton_fp32: 3.50x (a), 0.93x (b)" in text
     assert json.loads(json.dumps(report))["targets"][0]["target"] == "triton_vs_ort_throughput"
+
+
+def test_the_fp32_ceiling_is_the_faster_of_a_matmul_and_a_conv():
+    from bench.runners import fp32_ceiling_gflops
+
+    measured = fp32_ceiling_gflops(1, size=256, seconds=0.2)
+    assert set(measured) == {"matmul", "conv", "ceiling"}
+    assert measured["ceiling"] == max(measured["matmul"], measured["conv"]) and measured["matmul"] > 0
