@@ -106,14 +106,15 @@ soak: $(STAMP) $(TRITON_STAMP)
 	$(BIN)/python -m serving.soak --repository $(SOAK_DIR)/model_repository --minutes $(SOAK_MINUTES) \
 		--output $(SOAK_DIR)/report.json
 
-# Serving performance (docs/benchmark.md): the demo model four ways side by side in one run; writes
+# Serving performance (docs/benchmark.md): the demo model four ways side by side in one run (two Triton
+# instances with one onnxruntime thread each: the layout bench.tune measured fastest for this small model); writes
 # runs/bench/<model>/report.json and latency_vs_throughput.png. Needs `make demo` first.
 BENCH_SECONDS ?= 8
 bench: $(STAMP) $(TRITON_STAMP)
 	@test -f $(DEMO_RUN)/best.pt || { echo "make bench measures the demo model: run make demo first"; exit 2; }
 	rm -rf runs/bench/demo
 	$(BIN)/stanet bench --checkpoint $(DEMO_RUN)/best.pt --data $(DEMO_DATA) --output runs/bench/demo \
-		--label "demo model (compact trunk, T=16, 32x32)" --seconds $(BENCH_SECONDS)
+		--label "demo model (compact trunk, T=16, 32x32)" --seconds $(BENCH_SECONDS) --intra-op-threads 1
 
 clean-demo:
 	rm -rf $(DEMO_DATA) $(DEMO_RUN)
