@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     project = Path(__file__).resolve().parents[1]
     options = ServerOptions(repository=args.repository, grpc_port=18601, metrics_port=18602, exit_timeout_s=10)
-    with TritonServer(options) as server:
+    log_path = args.output.parent / "triton.log" if args.output else None  # kept: a failed soak's evidence
+    with TritonServer(options, log_path=log_path) as server:
         with grpcclient.InferenceServerClient(options.grpc_url) as client:
             config = client.get_model_config(args.model, as_json=True)["config"]
         shape = tuple(int(d) for d in config["input"][0]["dims"])
