@@ -1,9 +1,10 @@
 """`stanet serve`: the embedded CPU Triton over a model repository, until Ctrl-C or SIGTERM.
 
 While it serves, a Triton that stays not-ready (a crashed python-backend stub: this Triton does not restart
-it) is reported with its errors and restarted, at most MAX_RESTARTS times in RESTART_WINDOW_S.
+it) or that exits on its own (a crash) is reported with its errors or the end of its log and restarted, at
+most MAX_RESTARTS times in RESTART_WINDOW_S.
 
-Exit codes: 0 stopped on request after in-flight requests finished; 1 Triton failed, exited on its own or
+Exit codes: 0 stopped on request after in-flight requests finished; 1 Triton failed to start, to restart, or
 kept failing; 2 bad input (repository, ports, TLS files, missing Triton environment).
 """
 
@@ -122,17 +123,21 @@ def main(argv: list[str] | None = None) -> int:
     restarts: list[float] = []
     while True:
         event = server.watch(stop_requested)
-        if event != "unhealthy":
+        if event not in ("unhealthy", "exited"):
             break
+        if event == "exited":  # a crash (the embedded 2.51 has segfaulted as a mixed load ended): say so, restart
+            print(f"stanet serve: tritonserver exited on its own with code {server.process.returncode}; the end of "
+                  f"its log:\n{server.log_tail()}", file=sys.stderr, flush=True)
         now = time.monotonic()
         restarts = [t for t in restarts if now - t < RESTART_WINDOW_S] + [now]
         if len(restarts) > MAX_RESTARTS:
             server.stop(keep_workdir=True)
-            print(f"stanet serve: error: Triton was not ready again ({_errors(server)}); it has been restarted "
+            print(f"stanet serve: error: Triton failed again ({_errors(server)}); it has been restarted "
                   f"{MAX_RESTARTS} times in {RESTART_WINDOW_S / 60:.0f} minutes: giving up (log "
                   f"{server.log_path})", file=sys.stderr)
             return 1
-        print(f"stanet serve: Triton is not ready ({_errors(server)}); restarting it "
+        reason = "exited" if event == "exited" else f"is not ready ({_errors(server)})"
+        print(f"stanet serve: Triton {reason}; restarting it "
               f"({len(restarts)} of at most {MAX_RESTARTS} in {RESTART_WINDOW_S / 60:.0f} minutes)", flush=True)
         server.stop()
         try:
@@ -143,16 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stanet serve: error: the restart failed: {exc}", file=sys.stderr)
             return 1
         print(f"stanet serve: ready again (pid {server.pid}, log {server.log_path})", flush=True)
-    code = server.process.wait()
-    log_tail = server.log_tail()
-    if event == "stopped":
-        server.stop()
-        print(f"stanet serve: stopped (Triton exit code {code})", flush=True)
-        return 0 if code == 0 else 1
-    server.stop(keep_workdir=True)
-    print(f"stanet serve: error: tritonserver exited on its own with code {code}; the end of its log "
-          f"({server.log_path}):\n{log_tail}", file=sys.stderr)
-    return 1
+    code = server.process.wait()  # the loop ends only on a stop request
+    server.stop()
+    print(f"stanet serve: stopped (Triton exit code {code})", flush=True)
+    return 0 if code == 0 else 1
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -416,6 +416,25 @@ def test_f1_a_crashed_stub_is_reported_and_triton_restarted(served_repository):
     assert "stopped (Triton exit code 0)" in rest, rest
 
 
+def test_f1b_a_crashed_tritonserver_is_restarted(served_repository):
+    """The embedded tritonserver 2.51 itself has segfaulted (SIGSEGV in pthread_mutex_lock) as a 10-minute
+    mixed soak load ended; `stanet serve` restarts it instead of exiting. SIGKILL stands in for the crash."""
+    process, url, lines, output = _start_serve(served_repository)
+    try:
+        assert "ready." in lines[-1], lines
+        triton_pid = int(re.search(r"pid (\d+)", "".join(lines)).group(1))
+        os.kill(triton_pid, signal.SIGKILL)
+        text = "".join(output.until("ready again", "giving up", "failed", timeout_s=90))
+        assert "tritonserver exited on its own with code -9" in text, text
+        assert "Triton exited; restarting it (1 of at most 5" in text and "ready again" in text, text
+        assert process.poll() is None  # still serving
+        with StanetClient(url) as client:
+            assert client.infer_clips(np.zeros((1, *CLIP), np.uint8), top_k=1)[0].label
+    finally:
+        rest = _stop(process, output)
+    assert "stopped (Triton exit code 0)" in rest, rest
+
+
 # S: security ----------------------------------------------------------------------------------------------
 
 def test_s1_models_cannot_be_loaded_or_unloaded(server):
