@@ -70,6 +70,14 @@ class VideoProber:
                 self.skipped[key] = exc.reason
         return self._seen[key]
 
+    def named(self, name: str, video: PurePosixPath | None) -> VideoInfo | None:
+        """`info` of the video an annotation file names (`video`: where it was found, None when no file matched
+        `name`); a missing file is recorded in `skipped` like an unreadable one."""
+        if video is None:
+            self.skipped.setdefault(name, f"no video file '{name}.*' under {self.source}")
+            return None
+        return self.info(video)
+
 
 def text_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(1-based line number, whitespace-separated fields) of every non-blank line of a text file."""

@@ -73,10 +73,7 @@ def read(source: Path, annotations: Sequence[Path], split: int, prober: VideoPro
                 ignored += 1
                 continue
             video = videos.get(name)
-            if video is None:
-                prober.skipped.setdefault(name, f"no video file '{name}.*' under {source}")
-                continue
-            info = prober.info(video)
+            info = prober.named(name, video)
             if info is None:
                 continue
             try:

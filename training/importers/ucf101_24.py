@@ -83,10 +83,7 @@ def read(source: Path, annotations: Sequence[Path], split: int, prober: VideoPro
                 raise DatasetFormatError(path, f"video {name!r} of {key} has no entry {{label index: [tubes]}}",
                                          field="gttubes")
             video = _find_video(source, name)
-            if video is None:
-                prober.skipped.setdefault(name, f"no video file '{name}.*' under {source}")
-                continue
-            info = prober.info(video)
+            info = prober.named(name, video)
             if info is None:
                 continue
             for label_index, label_tubes in sorted(tubes.items(), key=lambda item: str(item[0])):
