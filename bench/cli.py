@@ -15,6 +15,8 @@ import resource
 import sys
 from pathlib import Path
 
+from serving.server import DEFAULT_METRICS_PORT
+
 # Ports of the embedded server the benchmark starts (not the defaults, so a running `stanet serve` is left alone).
 BENCH_GRPC_PORT = 18701
 BENCH_METRICS_PORT = 18702
@@ -35,7 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="onnxruntime threads per Triton instance (default: every core, shared by the instances)")
     parser.add_argument("--label", default="model", help="name of this model in the report")
     parser.add_argument("--url", help="measure a running Triton at HOST:PORT (gRPC) instead of starting one")
-    parser.add_argument("--metrics-url", help="with --url: its metrics page (default: http://HOST:8002/metrics)")
+    parser.add_argument("--metrics-url", help=f"with --url: its metrics page (default: http://HOST:{DEFAULT_METRICS_PORT}/metrics)")
     parser.add_argument("--models", default="stanet", help="with --url: served model names (default: stanet)")
     args = parser.parse_args(argv)
     if not args.url and args.checkpoint is None:

@@ -15,11 +15,12 @@ from bench.report import best, plot_series
 from bench.served import Endpoint, load_point
 from export.clips import dataset_clips
 from serving.client import StanetClient
+from serving.server import DEFAULT_METRICS_PORT
 
 
 def default_metrics_url(grpc_url: str) -> str:
     host = urlsplit(f"//{grpc_url}").hostname or "127.0.0.1"
-    return f"http://{host}:8002/metrics"
+    return f"http://{host}:{DEFAULT_METRICS_PORT}/metrics"
 
 
 def run_remote(args: argparse.Namespace) -> int:
