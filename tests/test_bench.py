@@ -82,3 +82,26 @@ def test_the_fp32_ceiling_is_the_faster_of_a_matmul_and_a_conv():
     measured = fp32_ceiling_gflops(1, size=256, seconds=0.2)
     assert set(measured) == {"matmul", "conv", "ceiling"}
     assert measured["ceiling"] == max(measured["matmul"], measured["conv"]) and measured["matmul"] > 0
+
+
+def test_colour_clips_are_videos_whose_class_is_the_actors_colour(tmp_path):
+    """bench.colour_clips (the INT8 benchmark fixture for random-trunk ResNet models): one folder per colour,
+    decodable videos of the requested size, and the pixels farthest from the grey background are nearest to
+    the class colour."""
+    from bench.colour_clips import COLOURS, main
+    from stanet.video import read_video
+
+    assert main(["--out", str(tmp_path / "src"), "--per-class", "2", "--frames", "4", "--size", "32"]) == 0
+    assert sorted(p.name for p in (tmp_path / "src").iterdir()) == sorted(COLOURS)
+    for name in COLOURS:
+        videos = sorted((tmp_path / "src" / name).glob("*.mp4"))
+        assert len(videos) == 2
+        frames = read_video(videos[0]).frames
+        assert frames.shape == (4, 32, 32, 3)
+        pixels = frames[0].reshape(-1, 3).astype(float)
+        distance = np.linalg.norm(pixels - 110.0, axis=1)  # away from the grey background
+        actor = pixels[distance >= np.quantile(distance, 0.97)].mean(axis=0)
+        nearest = min(COLOURS, key=lambda other: np.linalg.norm(actor - COLOURS[other]))  # H.264 blurs chroma
+        assert nearest == name, (name, actor)
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "src")])  # not empty: refused

@@ -435,6 +435,32 @@ def test_f1b_a_crashed_tritonserver_is_restarted(served_repository):
     assert "stopped (Triton exit code 0)" in rest, rest
 
 
+def test_cancel_race_control_load_leaves_the_server_serving(server):
+    """`python -m serving.cancel_race --url` (the check for a deployed Triton's cancellation fix, upstream
+    triton-inference-server/server#7368) against the running server: its control load (deadlines nobody
+    reaches) is answered OK throughout and the tool reports that the server survived. The racing load itself
+    kills this 2.51 at random (docs/benchmark.md), so it is not run here."""
+    result = subprocess.run([sys.executable, "-m", "serving.cancel_race", "--url", server.options.grpc_url,
+                             "--control", "--seconds", "3", "--workers", "2"],
+                            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"median latency [\d.]+ ms at 2 workers; control", result.stdout), result.stdout
+    assert re.search(r"the server survived 3 s \(OK \d+\)$", result.stdout.strip()), result.stdout
+
+
+@pytest.mark.parametrize("module, arguments, message", [
+    ("serving.cancel_race", ["--url", "127.0.0.1:1", "--workers", "0"],
+     "--workers 0 / --seconds 180: expected at least 1 worker and a positive duration"),
+    ("serving.soak", ["--repository", "models", "--loads", "valid,bogus"],
+     "--loads 'valid,bogus': unknown bogus; expected a comma-separated subset of "
+     "valid,invalid,deadline,cancel,killed"),
+])
+def test_reliability_tools_name_a_bad_argument(module, arguments, message):
+    result = subprocess.run([sys.executable, "-m", module, *arguments], cwd=Path(__file__).resolve().parents[1],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
 # S: security ----------------------------------------------------------------------------------------------
 
 def test_s1_models_cannot_be_loaded_or_unloaded(server):
