@@ -417,8 +417,9 @@ def test_f1_a_crashed_stub_is_reported_and_triton_restarted(served_repository):
 
 
 def test_f1b_a_crashed_tritonserver_is_restarted(served_repository):
-    """The embedded tritonserver 2.51 itself has segfaulted (SIGSEGV in pthread_mutex_lock) as a 10-minute
-    mixed soak load ended; `stanet serve` restarts it instead of exiting. SIGKILL stands in for the crash."""
+    """The embedded tritonserver 2.51 itself segfaults when a cancellation races with a response (upstream
+    triton-inference-server/server#7368; `python -m serving.cancel_race`); `stanet serve` restarts it instead
+    of exiting. SIGKILL stands in for the crash."""
     process, url, lines, output = _start_serve(served_repository)
     try:
         assert "ready." in lines[-1], lines
