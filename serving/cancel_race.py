@@ -27,14 +27,12 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from serving.errors import status_code
 from serving.server import ServerOptions, TritonServer
+from stanet.constants import INPUT_CLIP
 
 LIVENESS_FAILURES = 3  # --url: consecutive failed liveness checks that mean the server is gone
 CONTROL_DEADLINE_S = 30.0
-
-
-def _code(exc: InferenceServerException) -> str:
-    return (exc.status() or "UNKNOWN").removeprefix("StatusCode.")
 
 
 class Race:
@@ -47,7 +45,7 @@ class Race:
     def _clip(self, client: grpcclient.InferenceServerClient) -> grpcclient.InferInput:
         dims = client.get_model_config(self.model, as_json=True)["config"]["input"][0]["dims"]
         clip = np.random.default_rng(0).integers(0, 256, (1, *map(int, dims)), dtype=np.uint8)  # (1, T, H, W, 3)
-        tensor = grpcclient.InferInput("clip", list(clip.shape), "UINT8")
+        tensor = grpcclient.InferInput(INPUT_CLIP, list(clip.shape), "UINT8")
         tensor.set_data_from_numpy(clip)
         return tensor
 
@@ -81,7 +79,7 @@ class Race:
                     client.infer(self.model, [clip], client_timeout=deadline)
                     code = "OK"
                 except InferenceServerException as exc:
-                    code = _code(exc)
+                    code = status_code(exc)
                 with self.lock:
                     self.codes[code] += 1
 

@@ -21,7 +21,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from serving.errors import InferenceError, ServerUnavailableError, ServingError
+from serving.errors import InferenceError, ServerUnavailableError, ServingError, status_code
 from serving.results import ClipPrediction, LabelScore, VideoPrediction, parse_classification
 from stanet.constants import INPUT_CLIP, OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION, OUTPUT_TEMPORAL_ATTENTION
 from stanet.sampling import sample_clip
@@ -69,11 +69,6 @@ def parse_args_with_tls(parser, argv):
     args.tls = ({"ssl": True, "root_certificates": args.tls_ca, "private_key": args.tls_key,
                  "certificate_chain": args.tls_cert} if args.tls_ca or args.tls_cert else {})
     return args
-
-
-def _status(exc: InferenceServerException) -> str:
-    status = exc.status() or "UNKNOWN"
-    return status.removeprefix("StatusCode.")
 
 
 def _signature(config: dict[str, Any], url: str) -> ServedModel:
@@ -132,7 +127,7 @@ class StanetClient:
             try:
                 return fn(*args, headers=self.headers, client_timeout=self.timeout_s, **kwargs)
             except InferenceServerException as exc:
-                status, message = _status(exc), exc.message() or str(exc)
+                status, message = status_code(exc), exc.message() or str(exc)
                 if status == "UNAVAILABLE":
                     if attempt < self.retries:
                         time.sleep(self.backoff_s * 2 ** attempt)

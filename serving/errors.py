@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tritonclient.utils import InferenceServerException
+
+
+def status_code(exc: "InferenceServerException") -> str:
+    """The gRPC status name of a tritonclient error ("DEADLINE_EXCEEDED", not "StatusCode.DEADLINE_EXCEEDED")."""
+    return (exc.status() or "UNKNOWN").removeprefix("StatusCode.")
+
 
 class ServingError(RuntimeError):
     """A problem that stops `stanet serve` or `stanet infer` before or outside a single request."""

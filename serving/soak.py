@@ -28,16 +28,14 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from serving.procfs import memory_mb
+from serving.errors import status_code
 from serving.server import ServerOptions, TritonServer
+from stanet.constants import INPUT_CLIP
 
 EXPECTED = {"valid": {"OK", "UNAVAILABLE"}, "invalid": {"INVALID_ARGUMENT"},
             "deadline": {"DEADLINE_EXCEEDED", "OK"}, "cancel": {"CANCELLED", "OK"}}
 LOADS = ("valid", "invalid", "deadline", "cancel", "killed")
 RSS_BUDGET_MB = 20.0
-
-
-def _status(exc: InferenceServerException) -> str:
-    return (exc.status() or "UNKNOWN").removeprefix("StatusCode.")
 
 
 class Soak:
@@ -55,7 +53,7 @@ class Soak:
 
     def _input(self, shape) -> grpcclient.InferInput:
         data = np.random.default_rng().integers(0, 256, shape, dtype=np.uint8)
-        tensor = grpcclient.InferInput("clip", list(shape), "UINT8")
+        tensor = grpcclient.InferInput(INPUT_CLIP, list(shape), "UINT8")
         tensor.set_data_from_numpy(data)
         return tensor
 
@@ -68,7 +66,7 @@ class Soak:
                     client.infer(self.model, [self._input(shape)], client_timeout=timeout_s)
                     self._record(kind, "OK")
                 except InferenceServerException as exc:
-                    self._record(kind, _status(exc))
+                    self._record(kind, status_code(exc))
                 if kind != "valid":
                     time.sleep(0.05)
 
@@ -78,7 +76,7 @@ class Soak:
                 answered = threading.Event()
 
                 def callback(result, error):
-                    self._record("cancel", "OK" if error is None else _status(error))
+                    self._record("cancel", "OK" if error is None else status_code(error))
                     answered.set()
 
                 with self.lock:
@@ -159,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                     client.infer(args.model, [soak._input((1, *shape))], client_timeout=10)
                     after["OK"] += 1
                 except InferenceServerException as exc:
-                    after[_status(exc)] += 1
+                    after[status_code(exc)] += 1
         restarted = server.process.poll() is not None or server.stub_pids() != stubs_at_start
     unexpected = {kind: {c: n for c, n in counts.items() if c not in EXPECTED[kind]}
                   for kind, counts in soak.outcomes.items()}

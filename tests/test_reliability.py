@@ -391,11 +391,25 @@ def _stop(process: subprocess.Popen, output: _Output) -> str:
     return "".join(output.until("stopped", "error", timeout_s=5)) if process.returncode is not None else ""
 
 
-def test_f1_a_crashed_stub_is_reported_and_triton_restarted(served_repository):
+def _crash_and_restart(served_repository, crash) -> str:
+    """Start `stanet serve`, call `crash(url, triton_pid)`, wait for the restart; then the server must still
+    answer and stop cleanly. Returns what `stanet serve` printed about the restart."""
     process, url, lines, output = _start_serve(served_repository)
     try:
         assert "ready." in lines[-1], lines
-        triton_pid = int(re.search(r"pid (\d+)", "".join(lines)).group(1))
+        crash(url, int(re.search(r"pid (\d+)", "".join(lines)).group(1)))
+        text = "".join(output.until("ready again", "giving up", "failed", timeout_s=90))
+        assert process.poll() is None, text  # still serving
+        with StanetClient(url) as client:
+            assert client.infer_clips(np.zeros((1, *CLIP), np.uint8), top_k=1)[0].label
+    finally:
+        rest = _stop(process, output)
+    assert "stopped (Triton exit code 0)" in rest, rest
+    return text
+
+
+def test_f1_a_crashed_stub_is_reported_and_triton_restarted(served_repository):
+    def kill_a_stub(url: str, triton_pid: int) -> None:
         stubs = stub_pids(triton_pid)
         assert len(stubs) == 2  # two CPU instances
         os.kill(stubs[0], signal.SIGKILL)
@@ -407,33 +421,18 @@ def test_f1_a_crashed_stub_is_reported_and_triton_restarted(served_repository):
                     assert re.search(r"Stub process 'stanet_0_\d' is not healthy|not available|no available "
                                      r"versions|shutting down", str(exc)), exc
                     break
-        text = "".join(output.until("ready again", "giving up", "failed", timeout_s=90))
-        assert "Triton is not ready" in text and "restarting it (1 of at most 5" in text, text
-        with StanetClient(url) as client:
-            assert client.infer_clips(np.zeros((1, *CLIP), np.uint8), top_k=1)[0].label
-    finally:
-        rest = _stop(process, output)
-    assert "stopped (Triton exit code 0)" in rest, rest
+
+    text = _crash_and_restart(served_repository, kill_a_stub)
+    assert "Triton is not ready" in text and "restarting it (1 of at most 5" in text, text
 
 
 def test_f1b_a_crashed_tritonserver_is_restarted(served_repository):
     """The embedded tritonserver 2.51 itself segfaults when a cancellation races with a response (upstream
     triton-inference-server/server#7368; `python -m serving.cancel_race`); `stanet serve` restarts it instead
     of exiting. SIGKILL stands in for the crash."""
-    process, url, lines, output = _start_serve(served_repository)
-    try:
-        assert "ready." in lines[-1], lines
-        triton_pid = int(re.search(r"pid (\d+)", "".join(lines)).group(1))
-        os.kill(triton_pid, signal.SIGKILL)
-        text = "".join(output.until("ready again", "giving up", "failed", timeout_s=90))
-        assert "tritonserver exited on its own with code -9" in text, text
-        assert "Triton exited; restarting it (1 of at most 5" in text and "ready again" in text, text
-        assert process.poll() is None  # still serving
-        with StanetClient(url) as client:
-            assert client.infer_clips(np.zeros((1, *CLIP), np.uint8), top_k=1)[0].label
-    finally:
-        rest = _stop(process, output)
-    assert "stopped (Triton exit code 0)" in rest, rest
+    text = _crash_and_restart(served_repository, lambda url, triton_pid: os.kill(triton_pid, signal.SIGKILL))
+    assert "tritonserver exited on its own with code -9" in text, text
+    assert "Triton exited; restarting it (1 of at most 5" in text and "ready again" in text, text
 
 
 def test_cancel_race_control_load_leaves_the_server_serving(server):
