@@ -3,17 +3,17 @@ model from the file alone. Written atomically (temp file + rename); read with `w
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from stanet.atomic import atomic_path
 from stanet.config import ModelConfig
 from stanet.constants import CHECKPOINT_FORMAT_VERSION
 from stanet.model import AttentionRecognizer, build_model
+from stanet.model.state_dict import compare_state_dicts
 
 
 class CheckpointError(ValueError):
@@ -47,16 +47,8 @@ def save_checkpoint(path: str | Path, model: AttentionRecognizer, class_names: l
         **extra,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, durable=True) as temporary:
+        torch.save(payload, temporary)
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -89,17 +81,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 def load_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], *, source: str) -> None:
     """load_state_dict with an error that names what differs (another config's checkpoint)."""
     own = model.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    mismatched = [k for k in own if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}")
-        if mismatched:
-            k = mismatched[0]
+    mismatch = compare_state_dicts(own, state_dict)
+    if mismatch:
+        parts = [f"{what} {keys[:3]}{' ...' if len(keys) > 3 else ''}"
+                 for what, keys in (("missing", mismatch.missing), ("unexpected", mismatch.unexpected)) if keys]
+        if mismatch.mismatched:
+            k = mismatch.mismatched[0]
             parts.append(f"{k} is {tuple(state_dict[k].shape)} in the {source}, {tuple(own[k].shape)} in the model")
         raise CheckpointError(f"the {source} was made for another model configuration: " + "; ".join(parts))
     model.load_state_dict(state_dict)

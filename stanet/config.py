@@ -4,7 +4,9 @@ checkpoint, so export and evaluation rebuild the model without the training flag
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
+
+C = TypeVar("C")
 
 BACKBONES = ("compact", "resnet18", "resnet50")
 TEMPORAL_MODES = ("recurrent", "convlstm_first", "none")
@@ -77,8 +79,13 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown ModelConfig fields {unknown}; known fields: {sorted(known)}")
-        return cls(**values)
+        return from_known_fields(cls, values)
+
+
+def from_known_fields(cls: type[C], values: dict[str, Any]) -> C:
+    """`cls(**values)` for a config dataclass, refusing unknown keys by name with the known ones listed."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {unknown}; known fields: {sorted(known)}")
+    return cls(**values)

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from stanet.atomic import atomic_path
 from stanet.constants import ANNOTATIONS_FILE, CLASSES_FILE, SPLITS
 
 REQUIRED_FIELDS = ("video", "label", "split")
@@ -319,9 +319,5 @@ def _record_to_json(values: dict[str, Any], record: ClipRecord) -> dict[str, Any
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path, mode=0o666) as temporary:  # open()'s permissions, readable by other users
         temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)

@@ -12,13 +12,12 @@ function, so importing this module has no side effect and needs no display).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from stanet.atomic import atomic_path
 from stanet.overlay import heatmap_overlay
 
 PANEL_INCHES = 2.0  # width of one frame panel
@@ -133,12 +132,6 @@ def save_clip_figure(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            figure.savefig(file, format="png", dpi=DPI)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=DPI)
     return path

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from stanet.config import ModelConfig
+from stanet.model.state_dict import compare_state_dicts
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -92,18 +93,13 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
         key = key.replace("bn1.", "stem.1.", 1) if key.startswith("bn1.") else key
         renamed[key] = value
     own = backbone.state_dict()
-    missing = sorted(set(own) - set(renamed))
-    unexpected = sorted(set(renamed) - set(own))
-    mismatched = [k for k in own if k in renamed and renamed[k].shape != own[k].shape]
-    if missing or unexpected or mismatched:
-        details = []
-        if missing:
-            details.append(f"{len(missing)} missing (e.g. {missing[:3]})")
-        if unexpected:
-            details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
-        if mismatched:
-            k = mismatched[0]
-            details.append(f"{len(mismatched)} of the wrong shape (e.g. {k}: file {tuple(renamed[k].shape)}, "
-                           f"model {tuple(own[k].shape)})")
+    mismatch = compare_state_dicts(own, renamed)
+    if mismatch:
+        details = [f"{len(keys)} {what} (e.g. {keys[:3]})"
+                   for what, keys in (("missing", mismatch.missing), ("unexpected", mismatch.unexpected)) if keys]
+        if mismatch.mismatched:
+            k = mismatch.mismatched[0]
+            details.append(f"{len(mismatch.mismatched)} of the wrong shape (e.g. {k}: file "
+                           f"{tuple(renamed[k].shape)}, model {tuple(own[k].shape)})")
         raise ValueError(f"backbone weights file {path} does not fit this architecture: " + "; ".join(details))
     backbone.load_state_dict(renamed)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
+from stanet.atomic import atomic_path
 from stanet.config import ModelConfig
 from stanet.integrity import file_sha256
 
@@ -174,22 +174,10 @@ def read_index(cache_dir: str | Path) -> CacheIndex:
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """`write(handle)` into a hidden temp file beside `path`, fsync, rename over `path`, fsync the directory:
     readers see the old file or the whole new one, never a part."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    with atomic_path(path, durable=True) as temporary:
+        with open(temporary, "wb") as handle:
             write(handle)
-            handle.flush()
-            os.fchmod(handle.fileno(), 0o644)  # mkstemp's 0600 would hide the cache from a training container
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a power loss
-    finally:
-        os.close(directory)
+        os.chmod(temporary, 0o644)  # 0600 would hide the cache from a training container
 
 
 def remove_temp_files(cache_dir: Path) -> int:

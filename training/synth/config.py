@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from stanet.config import from_known_fields
 from stanet.constants import SPLITS
 
 # Values a difficulty fills in for the fields left as None; an explicit value always wins.
@@ -92,8 +93,4 @@ class SynthConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "SynthConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown SynthConfig fields {unknown}; known fields: {sorted(known)}")
-        return cls(**values)
+        return from_known_fields(cls, values)
