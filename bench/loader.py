@@ -16,19 +16,16 @@ import torch
 
 from stanet.dataset_format import DatasetFormatError, load_dataset
 from stanet.model import build_model
-from training.config import RunConfig, TrainConfig, resolve_run_config
+from training.config import RunConfig, TrainConfig, add_run_config_arguments, run_config_from_arguments
 from training.data import ClipDataset, ClipSpec, CropSpec
-from training.train import forward_loss, make_loader, select_device
+from training.loop import forward_loss, make_loader, select_device
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stanet bench loader", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="dataset directory (its train split is read)")
     parser.add_argument("--workers", default="0,1,2", help="DataLoader worker counts to measure (default: 0,1,2)")
-    parser.add_argument("--preset", default="synthetic", help="training preset (default: synthetic)")
-    parser.add_argument("--config", help="YAML or JSON file with 'model' and 'train' sections")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                        help="override one field, e.g. --set train.batch_size=16")
+    add_run_config_arguments(parser, default_preset="synthetic")
     parser.add_argument("--seconds", type=float, default=5.0, help="measuring time per row (default: 5)")
     return parser.parse_args(argv)
 
@@ -130,7 +127,7 @@ def render(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        run_config = resolve_run_config(args.preset, args.config, args.overrides)
+        run_config = run_config_from_arguments(args)
         report = run(args.data, run_config, _worker_counts(args.workers), args.seconds)
     except (DatasetFormatError, ValueError, FileNotFoundError) as exc:
         print(f"stanet bench loader: error: {exc}", file=sys.stderr)

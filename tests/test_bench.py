@@ -85,10 +85,10 @@ def test_the_fp32_ceiling_is_the_faster_of_a_matmul_and_a_conv():
 
 
 def test_colour_clips_are_videos_whose_class_is_the_actors_colour(tmp_path):
-    """bench.colour_clips (the INT8 benchmark fixture for random-trunk ResNet models): one folder per colour,
+    """training.synth.colour_clips (the INT8 benchmark fixture for random-trunk ResNet models): one folder per colour,
     decodable videos of the requested size, and the pixels farthest from the grey background are nearest to
     the class colour."""
-    from bench.colour_clips import COLOURS, main
+    from training.synth.colour_clips import COLOURS, main
     from stanet.video import read_video
 
     assert main(["--out", str(tmp_path / "src"), "--per-class", "2", "--frames", "4", "--size", "32"]) == 0

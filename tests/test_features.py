@@ -302,7 +302,7 @@ def test_backbone_lr_multiplier_has_its_own_group_through_plateaus():
     for loss in (1.0, 2.0, 3.0):
         scheduler.step(loss)
     assert head["lr"] == pytest.approx(2.5e-4) and trunk["lr"] == pytest.approx(2.5e-5)
-    # --resume: a fresh optimizer and scheduler loaded from their state dicts, as training/train.py does
+    # --resume: a fresh optimizer and scheduler loaded from their state dicts, as training/run_state.py does
     resumed = build_optimizer(model, TrainConfig(lr=1e-3, backbone_lr_multiplier=0.1))
     resumed.load_state_dict(optimizer.state_dict())
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(resumed, factor=0.5, patience=0)

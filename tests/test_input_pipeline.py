@@ -14,7 +14,7 @@ from stanet.sampling import sample_clip
 from stanet.video import read_video, write_video
 from training.config import TrainConfig
 from training.data import ClipDataset, ClipSpec, CropSpec
-from training.train import make_loader
+from training.loop import make_loader
 
 SPEC = ClipSpec(clip_length=8, height=32, width=32)
 

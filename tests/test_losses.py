@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stanet.losses import LossWeights, attention_loss, contrast, temporal_entropy, total_variation, unimodality
+from training.losses import LossWeights, attention_loss, contrast, temporal_entropy, total_variation, unimodality
 
 
 def test_total_variation_hand_computed():

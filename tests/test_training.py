@@ -161,9 +161,9 @@ def test_unreadable_video_is_skipped_and_counted(tmp_path, tiny_dataset, caplog)
 def test_regularizers_start_late_ramp_in_and_gate_model_selection():
     """`regularizer_start_epoch` + warm-up (the synthetic preset's schedule): weights 0 before the start, a
     linear ramp, then full; best.pt may only come from epochs trained at full weight."""
-    from stanet.losses import LossWeights
     from training.config import TrainConfig
-    from training.train import selectable, warmed_up
+    from training.losses import LossWeights
+    from training.regularizer_schedule import selectable, warmed_up
 
     config = TrainConfig(loss=LossWeights(mask_area=0.1, total_variation=0.05), regularizer_start_epoch=11,
                          regularizer_warmup_epochs=3)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 from dataclasses import dataclass, field, fields
@@ -12,7 +13,7 @@ from typing import Any
 import yaml
 
 from stanet.config import ModelConfig
-from stanet.losses import LossWeights
+from training.losses import LossWeights
 
 
 @dataclass(frozen=True)
@@ -88,17 +89,14 @@ class RunConfig:
 
 
 # Named starting points. "synthetic" is the reference preset of docs/benchmark.md; "paper" is the recipe of
-# docs/paper.md §3 on ResNet-50 features (lambdas converted to the mean-normalized terms of stanet.losses).
+# docs/paper.md §3 on ResNet-50 features (lambdas converted to the mean-normalized terms of training.losses).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "synthetic": {
         "model": {"clip_length": 16, "height": 32, "width": 32, "backbone": "compact", "backbone_width": 32,
                   "hidden_channels": 32, "attention_dim": 32, "channel_dropout": 0.1},
         "train": {"epochs": 24, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "max_minutes": 19.0,
                   "lr_patience": 4,
-                  # Late regularizers: the plain objective first finds the actor (pointing right, mask loose);
-                  # from epoch 11 the mask-area and total-variation terms ramp in over 3 epochs and tighten it.
-                  # Switched on from the start, every weighting tried pushed the mask off the actor
-                  # (docs/benchmark.md, runs 3-10).
+                  # Regularizers late, once cross-entropy has found the actor: from the start they push the mask off it.
                   "regularizer_start_epoch": 11, "regularizer_warmup_epochs": 3,
                   "loss": {"total_variation": 0.05, "contrast": 0.0, "unimodality": 0.0, "mask_area": 0.1,
                            "temporal_entropy": 0.0}},
@@ -189,6 +187,25 @@ def resolve_run_config(preset: str | None = None, config_file: str | Path | None
     train = TrainConfig(loss=LossWeights(**loss_values), **train_values)
     ModelConfig(num_classes=2, **values["model"])  # validate the model fields now, not after loading data
     return RunConfig(model=dict(values["model"]), train=train)
+
+
+def add_run_config_arguments(parser: argparse.ArgumentParser, *, default_preset: str | None = None) -> None:
+    """`--preset`, `--config` and `--set`, the command-line form of resolve_run_config's arguments."""
+    default = f" (default: {default_preset})" if default_preset else ""
+    parser.add_argument("--preset", default=default_preset, help=f"named configuration: {', '.join(PRESETS)}{default}")
+    parser.add_argument("--config", help="YAML or JSON file with 'model' and 'train' sections")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="override one field, e.g. --set train.lr=3e-4 --set model.hidden_channels=64")
+
+
+def run_config_given(args: argparse.Namespace) -> bool:
+    """Whether any of add_run_config_arguments' arguments was given."""
+    return bool(args.preset or args.config or args.overrides)
+
+
+def run_config_from_arguments(args: argparse.Namespace) -> RunConfig:
+    """The run configuration of add_run_config_arguments' arguments (the plain defaults when none is given)."""
+    return resolve_run_config(args.preset, args.config, args.overrides)
 
 
 def run_config_from_dict(values: dict[str, Any]) -> RunConfig:

@@ -29,7 +29,7 @@ from stanet.model.preprocess import normalize_clip
 from stanet.model.recognizer import probabilities
 from training import metrics
 from training.data import ClipDataset, ClipSpec
-from training.train import TrainingError, select_device
+from training.loop import TrainingError, select_device
 
 
 class EvaluationError(RuntimeError):

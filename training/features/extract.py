@@ -30,12 +30,12 @@ from stanet.dataset_format import ClipRecord, DatasetFormatError, load_dataset
 from stanet.model import AttentionRecognizer, build_model
 from stanet.model.preprocess import normalize_clip
 from stanet.video import VideoDecodeError
-from training.config import RunConfig, resolve_run_config
+from training.config import RunConfig, add_run_config_arguments, run_config_from_arguments, run_config_given
 from training.data import ClipDataset, ClipSpec
 from training.features.cache import (BACKBONE_FILE, DTYPES, INDEX_FILE, CacheHeader, CacheIndex, ClipEntry,
                                      FeatureCacheError, atomic_write, feature_fields, read_index, remove_temp_files,
                                      shard_name, state_sha256, write_shard)
-from training.train import select_device
+from training.loop import select_device
 
 log = logging.getLogger("stanet.features")
 
@@ -223,10 +223,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", required=True, help="dataset directory (classes.txt + annotations.jsonl)")
     parser.add_argument("--out", required=True, help="cache directory (created; re-run the command to resume)")
     parser.add_argument("--checkpoint", help="take the trunk and clip geometry from this stanet checkpoint")
-    parser.add_argument("--preset", help="or a run configuration, as for `stanet train`: synthetic, demo, paper")
-    parser.add_argument("--config", help="YAML or JSON file with 'model' and 'train' sections")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                        help="override one field, e.g. --set train.backbone_weights=resnet50.pth")
+    add_run_config_arguments(parser)  # or a run configuration, as for `stanet train`
     parser.add_argument("--split", dest="splits", action="append", choices=SPLITS,
                         help="split to extract, repeatable (default: train and val)")
     parser.add_argument("--clips-per-shard", type=int, default=ExtractOptions.clips_per_shard)
@@ -247,12 +244,12 @@ def main(argv: list[str] | None = None) -> int:
                                  clips_per_shard=args.clips_per_shard, dtype=args.dtype, batch_size=args.batch_size,
                                  num_workers=args.num_workers, device=args.device, max_shards=args.max_shards)
         if args.checkpoint:
-            if args.preset or args.config or args.overrides:
+            if run_config_given(args):
                 raise FeatureCacheError("--checkpoint takes the trunk and clip geometry from the checkpoint: leave "
                                         "out --preset/--config/--set")
             model, source = model_from_checkpoint(args.checkpoint)
         else:
-            run_config = resolve_run_config(args.preset, args.config, args.overrides)
+            run_config = run_config_from_arguments(args)
             model, source = model_from_run_config(run_config, len(load_dataset(args.data).class_names))
         summary = extract_features(args.data, args.out, model, options, backbone_source=source,
                                    progress=not args.quiet)

@@ -8,6 +8,8 @@ and its acting frames (when) to tell the class.
     trajectories.py   class shapes, placement, the actor's idle-act-idle track
     render.py         render_clip: one clip's frames and ground truth, no encoding
     generate.py       generate_dataset and the CLI: `stanet data synth --out DIR` (or `python -m training.synth`)
+    colour_clips.py   another set, whose class is the actor's colour: the INT8 benchmark's fixture
+                      (`python -m training.synth.colour_clips`)
 """
 
 from training.synth.config import DIFFICULTY_PRESETS, SynthConfig

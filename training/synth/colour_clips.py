@@ -1,4 +1,4 @@
-"""`python -m bench.colour_clips`: a folder-per-class set of short videos whose class is the moving actor's
+"""`python -m training.synth.colour_clips`: a folder-per-class set of short videos whose class is the moving actor's
 colour, for `stanet data import --format folders`.
 
 Why it exists: the INT8 gate (top-1 agreement >= 99% with FP32) is only meaningful on a model whose predictions
@@ -51,7 +51,7 @@ def clip(colour: tuple[int, int, int], rng: np.random.Generator, *, frames: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.colour_clips", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.synth.colour_clips", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder to create: OUT/<colour>/<n>.mp4")
     parser.add_argument("--per-class", type=int, default=50)
     parser.add_argument("--frames", type=int, default=16)
