@@ -64,10 +64,7 @@ def train(data_dir: str | Path | None, out_dir: str | Path, run_config: RunConfi
             record, improved = state.end_epoch(config, train_metrics, val_metrics,
                                                elapsed_s=round(time.monotonic() - started, 1))
             writer.end_epoch(record, state, improved)
-            _print(progress, f"epoch {record['epoch']}/{config.epochs}  train loss {train_metrics['loss']:.3f} "
-                             f"acc {train_metrics['accuracy']:.3f}  val loss {val_metrics['loss']:.3f} "
-                             f"acc {val_metrics['accuracy']:.3f}  lr {record['lr']:.2g}"
-                             f"{'  *best' if improved else ''}  [{record['elapsed_s']:.0f}s]")
+            _print(progress, _epoch_line(record, config.epochs, improved))
         if stopped_early:
             _print(progress, f"time limit of {config.max_minutes} min reached after epoch {state.progress['epoch']}")
         if ctx.is_main and not writer.best_path.exists() and state.progress["epoch"] > 0:
@@ -93,6 +90,13 @@ def _lost_peer(exc: RuntimeError) -> bool:
     text = str(exc).lower()
     return isinstance(exc, dist.DistError) or any(
         word in text for word in ("connection closed by peer", "timed out", "timeout", "nccl", "gloo"))
+
+
+def _epoch_line(record: dict[str, Any], epochs: int, improved: bool) -> str:
+    train, val = record["train"], record["val"]
+    return (f"epoch {record['epoch']}/{epochs}  train loss {train['loss']:.3f} acc {train['accuracy']:.3f}  "
+            f"val loss {val['loss']:.3f} acc {val['accuracy']:.3f}  lr {record['lr']:.2g}"
+            f"{'  *best' if improved else ''}  [{record['elapsed_s']:.0f}s]")
 
 
 def _print(enabled: bool, message: str) -> None:
