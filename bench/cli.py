@@ -64,11 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     from export.errors import GateError
     from export.onnx_graph import serving_module
     from export.pipeline import ExportRequest, export_model
-    from export.python_backend.stanet_backend import available_cores
     from serving.procfs import memory_mb
+    from serving.python_backend.stanet_backend import available_cores
     from serving.server import ServerOptions, TritonServer
     from stanet.checkpoint import load_checkpoint
-    from stanet.constants import INPUT_CLIP
+    from stanet.constants import INPUT_CLIP, ONNX_FILE
 
     threads = args.threads or available_cores()
     batches = [int(b) for b in args.batches.split(",")]
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     report["fp32_ceiling_gflops"], report["fp32_kernels_gflops"] = ceiling.pop("ceiling"), ceiling
     eager = torch_eager(module, threads)
     report["torch_eager"] = [{**timed_loop(eager, clips, b, args.seconds).to_dict(), "batch": b} for b in batches]
-    session = onnxruntime_session(str(repository / "stanet" / "1" / "model.onnx"), threads, INPUT_CLIP)
+    session = onnxruntime_session(repository / "stanet" / "1" / ONNX_FILE, threads, INPUT_CLIP)
     report["onnxruntime"] = [{**timed_loop(session, clips, b, args.seconds).to_dict(), "batch": b} for b in batches]
     del session, eager
     options = ServerOptions(repository=repository, grpc_port=BENCH_GRPC_PORT, metrics_port=BENCH_METRICS_PORT,

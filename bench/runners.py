@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -13,6 +14,8 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from bench.stats import Summary, summarize
+from export.triton_config import DEFAULT_INTER_OP_THREADS
+from serving.python_backend.stanet_backend import open_session, spinning_allowed
 
 Infer = Callable[[np.ndarray], object]
 
@@ -42,12 +45,12 @@ def torch_eager(module: torch.nn.Module, threads: int) -> Infer:
     return infer
 
 
-def onnxruntime_session(onnx_path: str, threads: int, input_name: str) -> Infer:
-    """onnxruntime in process with the settings the served model uses (intra-op = cores, inter-op 1)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+def onnxruntime_session(onnx_path: str | Path, threads: int, input_name: str) -> Infer:
+    """onnxruntime in process, opened by the python backend's own session function with its thread rules:
+    `threads` intra-op threads, the exported inter-op count, and spinning as the backend decides it for one
+    instance with that many threads."""
+    session = open_session(onnx_path, threads, int(DEFAULT_INTER_OP_THREADS),
+                           spinning_allowed(threads, instances=1))
     return lambda batch: session.run(None, {input_name: batch})
 
 

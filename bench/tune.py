@@ -31,10 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     from bench.cli import BENCH_GRPC_PORT, BENCH_METRICS_PORT
     from export.clips import dataset_clips
     from export.pipeline import ExportRequest, export_model
-    from export.python_backend.stanet_backend import available_cores
+    from serving.python_backend.stanet_backend import available_cores
     from serving.server import ServerOptions, TritonServer
     from stanet.checkpoint import load_checkpoint
-    from stanet.constants import INPUT_CLIP
+    from stanet.constants import INPUT_CLIP, ONNX_FILE
 
     layouts = [tuple(int(n) for n in item.split("x")) for item in args.layouts.split(",")]
     args.output.mkdir(parents=True, exist_ok=True)
@@ -46,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         export_model(ExportRequest(checkpoint=args.checkpoint, repository=repository, target="python",
                                    instances=instances, intra_op_threads=threads), log=lambda message: None)
         if "onnxruntime_b1" not in results:
-            session = onnxruntime_session(str(repository / "stanet" / "1" / "model.onnx"), available_cores(),
-                                          INPUT_CLIP)
+            session = onnxruntime_session(repository / "stanet" / "1" / ONNX_FILE, available_cores(), INPUT_CLIP)
             results["onnxruntime_b1"] = timed_loop(session, clips, 1, args.seconds).to_dict()
             del session
         options = ServerOptions(repository=repository, grpc_port=BENCH_GRPC_PORT, metrics_port=BENCH_METRICS_PORT,

@@ -27,7 +27,7 @@ from stanet.model.recognizer import probabilities
 # exporter unrolls the ConvLSTM loop, exports in about a tenth of the dynamo exporter's time, gives the same
 # onnxruntime parity (docs/perf-feasibility.md §4) and needs no onnxscript. It stops at opset 17, which
 # onnxruntime and TensorRT 10 (opset 9-24) both read.
-EXPORTER_DYNAMO = False
+EXPORTER = "torch.onnx.export(dynamo=False) (TorchScript)"  # as every export report names it
 OPSET_VERSION = 17
 # Batch 2, not 1, for the example input: a batch of 1 lets the tracer fold the batch axis into constants.
 EXAMPLE_BATCH = 2
@@ -51,6 +51,7 @@ class ServingModule(nn.Module):
     def __init__(self, model: AttentionRecognizer, signature: ServingSignature):
         super().__init__()
         self.model = model
+        self.signature = signature
         self.output_names = signature.output_names  # the order forward returns them in
 
     def forward(self, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -74,21 +75,23 @@ class ExportedGraph:
     report: dict[str, Any] = field(default_factory=dict)
 
 
-def export_onnx(model: AttentionRecognizer) -> ExportedGraph:
-    """Export, then run `check_graph`; raises ExportError naming the problem."""
-    module, signature = serving_module(model)
+def export_onnx(model: AttentionRecognizer | ServingModule) -> ExportedGraph:
+    """Export a recognizer (wrapped by `serving_module` here) or the ServingModule the caller already built,
+    then run `check_graph`; raises ExportError naming the problem."""
+    module = model if isinstance(model, ServingModule) else serving_module(model)[0]
+    signature = module.signature
     example = torch.zeros(EXAMPLE_BATCH, *signature.clip.dims, dtype=torch.uint8)
     names = [spec.name for spec in (*signature.inputs, *signature.outputs)]
     buffer = io.BytesIO()
     start = time.perf_counter()
     with warnings.catch_warnings(), torch.no_grad():
-        # The legacy exporter is chosen on purpose (see EXPORTER_DYNAMO); the tracer's warnings are about the
+        # The TorchScript exporter is pinned on purpose (see EXPORTER); the tracer's warnings are about the
         # input checks, which hold for every clip of the exported shape.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
             module, (example,), buffer,
-            dynamo=EXPORTER_DYNAMO,
+            dynamo=False,
             opset_version=OPSET_VERSION,
             input_names=[spec.name for spec in signature.inputs],
             output_names=list(signature.output_names),
@@ -210,8 +213,7 @@ def graph_report(model: onnx.ModelProto) -> dict[str, Any]:
     ops = Counter(node.op_type for node in model.graph.node)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     return {
-        "exporter": "torch.onnx.export(dynamo=False) (TorchScript)" if not EXPORTER_DYNAMO else
-                    "torch.onnx.export(dynamo=True)",
+        "exporter": EXPORTER,
         "torch_version": torch.__version__,
         "opset": opset,
         "node_count": len(model.graph.node),

@@ -18,19 +18,22 @@ import torch
 from export.clips import ClipSet, dataset_clips, random_clips
 from export.errors import ExportError, GateError
 from export.onnx_graph import ExportedGraph, ServingModule, export_onnx, serving_module
-from export.parity import ParityReport, check_parity, onnx_session, run_onnx
+from export.parity import check_parity, onnx_session, run_onnx
 from export.quantize import CALIBRATION_CLIPS, GATE_CLIPS, check_int8, quantize_int8
 from export.repository import ModelFiles, plan_write, write_model
 from export.signature import ServingSignature
 from export.tensorrt import build_engine, check_engine, require_tensorrt, static_check
-from export.triton_config import (DEFAULT_INSTANCE_KIND, MODEL_FILES, SUPPORTED_PRECISIONS, ServingOptions,
-                                  check_options, render_config, render_labels)
+from export.triton_config import (DEFAULT_INSTANCE_KIND, SUPPORTED_PRECISIONS, ServingOptions, check_options,
+                                  render_config, render_labels)
+from serving import python_backend
 from stanet.checkpoint import Checkpoint, load_checkpoint
+from stanet.constants import BACKEND_FILE, ONNX_FILE, PLAN_FILE, PYTHON_MODEL_FILE
 from stanet.integrity import MANIFEST_FILE, manifest_text
 
 PARITY_DATA_CLIPS = 32  # real clips from --data compared at each batch size (evenly spread over the split)
-PYTHON_BACKEND_DIR = Path(__file__).with_name("python_backend")
-PYTHON_BACKEND_FILES = ("model.py", "stanet_backend.py")
+# --target python: the Triton runtime, which lives with serving, copied into the version folder as it is.
+PYTHON_BACKEND_DIR = Path(python_backend.__file__).parent
+PYTHON_BACKEND_FILES = (PYTHON_MODEL_FILE, BACKEND_FILE)
 DEFAULT_TIMING_CACHE = Path.home() / ".cache" / "stanet" / "tensorrt_timing.cache"
 
 
@@ -82,8 +85,8 @@ def _subset(clips: ClipSet, limit: int) -> ClipSet:
 
 def _version_files(options: ServingOptions, served_onnx: bytes, plan: bytes | None) -> dict[str, bytes]:
     if options.target == "tensorrt":
-        return {MODEL_FILES["tensorrt"]: plan}
-    files = {MODEL_FILES["onnxruntime"]: served_onnx}
+        return {PLAN_FILE: plan}
+    files = {ONNX_FILE: served_onnx}
     if options.target == "python":
         files.update({name: (PYTHON_BACKEND_DIR / name).read_bytes() for name in PYTHON_BACKEND_FILES})
     return files
@@ -96,61 +99,100 @@ def _signature_dict(signature: ServingSignature) -> dict[str, Any]:
     return {"inputs": [spec(s) for s in signature.inputs], "outputs": [spec(s) for s in signature.outputs]}
 
 
-def _fp32_gate(module: ServingModule, graph: ExportedGraph, clip_sets: list[ClipSet], max_batch: int,
-               session: ort.InferenceSession) -> dict[str, ParityReport]:
-    return {s.source: check_parity(module, graph.onnx_bytes, s.clips, batch_sizes=_batch_sizes(max_batch),
-                                   session=session) for s in clip_sets}
+@dataclass(frozen=True)
+class StageResult:
+    """One gated stage: what it produced (the verified FP32 ONNX, the int8 ONNX or the TensorRT plan), the
+    seconds its steps took (`times_seconds` of the report), its sections of export_report.json, and why its
+    gate failed (None: it passed)."""
+
+    artifact: bytes
+    times: dict[str, float]
+    sections: dict[str, Any]
+    failure: str | None = None
 
 
-def _int8_stage(request: ExportRequest, checkpoint: Checkpoint, graph: ExportedGraph,
-                fp32_session: ort.InferenceSession, data_clips: ClipSet | None, times: dict[str, float],
-                log: Callable[[str], None], report: dict[str, Any]) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
+def _passed(stages: tuple[StageResult, ...]) -> tuple[StageResult, ...]:
+    """`stages` if the last one passed; else GateError carrying the report sections of all of them."""
+    if stages[-1].failure is not None:
+        raise GateError(stages[-1].failure, _sections(stages))
+    return stages
+
+
+def _sections(stages: tuple[StageResult, ...]) -> dict[str, Any]:
+    return {key: value for stage in stages for key, value in stage.sections.items()}
+
+
+def _summed_times(*parts: dict[str, float]) -> dict[str, float]:
+    """Seconds per step over all parts: clips are read for the parity gate and again for int8."""
+    times: dict[str, float] = {}
+    for part in parts:
+        for step, seconds in part.items():
+            times[step] = times.get(step, 0.0) + seconds
+    return times
+
+
+def _fp32_stage(module: ServingModule, graph: ExportedGraph, clip_sets: list[ClipSet], max_batch: int,
+                log: Callable[[str], None]) -> tuple[StageResult, ort.InferenceSession]:
+    """FP32 parity, onnxruntime against PyTorch on every clip set. Returns the stage and the FP32 session the
+    later gates compare against."""
+    tick = time.perf_counter()
+    session = onnx_session(graph.onnx_bytes)
+    parity = {s.source: check_parity(module, graph.onnx_bytes, s.clips, batch_sizes=_batch_sizes(max_batch),
+                                     session=session) for s in clip_sets}
+    seconds = time.perf_counter() - tick
+    for source, result in parity.items():
+        log(f"parity ({source}): {result.summary()}")
+    failed = [f"{source}: {'; '.join(r.failures)} [{r.summary()}]" for source, r in parity.items() if not r.passed]
+    failure = "FP32 parity gate failed, nothing was written: " + " | ".join(failed) if failed else None
+    sections = {"parity": {source: r.to_dict() for source, r in parity.items()}}
+    return StageResult(graph.onnx_bytes, {"parity": seconds}, sections, failure), session
+
+
+def _int8_stage(request: ExportRequest, checkpoint: Checkpoint, fp32_onnx: bytes,
+                fp32_session: ort.InferenceSession, data_clips: ClipSet | None,
+                log: Callable[[str], None]) -> StageResult:
     """Calibrate on the train (or val) split, quantize, gate on --data's test split (else the calibration
-    set's). Returns (int8 bytes, calibration info, gate report)."""
+    set's). Sections: the calibration set and the int8 gate."""
     config, classes = checkpoint.model_config, checkpoint.class_names
     tick = time.perf_counter()
     calibration = dataset_clips(request.calibration, ("train", "val"), config, classes, limit=CALIBRATION_CLIPS)
     gate_clips = data_clips if data_clips is not None else dataset_clips(request.calibration, ("test",), config,
                                                                          classes, limit=GATE_CLIPS)
-    times["read_clips"] = times.get("read_clips", 0.0) + time.perf_counter() - tick
+    times = {"read_clips": time.perf_counter() - tick}
     tick = time.perf_counter()
-    int8_onnx = quantize_int8(graph.onnx_bytes, calibration.clips)
+    int8_onnx = quantize_int8(fp32_onnx, calibration.clips)
     times["quantize"] = time.perf_counter() - tick
     tick = time.perf_counter()
     gate = check_int8(fp32_session, int8_onnx, gate_clips)
     times["int8_gate"] = time.perf_counter() - tick
     log(f"int8 ({len(calibration)} calibration clips, {calibration.source}): {gate.summary()}")
-    if not gate.passed:
-        report["int8"] = gate.to_dict()
-        raise GateError("int8 gate failed, nothing was written: " + "; ".join(gate.failures)
-                        + f" [{gate.summary()}]", report)
-    calibration_info = {"source": calibration.source, "num_clips": len(calibration),
-                        "skipped_videos": calibration.skipped}
-    return int8_onnx, calibration_info, gate.to_dict()
+    failure = None if gate.passed else ("int8 gate failed, nothing was written: " + "; ".join(gate.failures)
+                                        + f" [{gate.summary()}]")
+    sections = {"calibration": {"source": calibration.source, "num_clips": len(calibration),
+                                "skipped_videos": calibration.skipped},
+                "int8": gate.to_dict()}
+    return StageResult(int8_onnx, times, sections, failure)
 
 
-def _tensorrt_stage(request: ExportRequest, options: ServingOptions, graph: ExportedGraph,
-                    signature: ServingSignature, fp32_session: ort.InferenceSession, clip_sets: list[ClipSet],
-                    times: dict[str, float], report: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+def _tensorrt_stage(request: ExportRequest, options: ServingOptions, fp32_onnx: bytes,
+                    signature: ServingSignature, fp32_session: ort.InferenceSession,
+                    clip_sets: list[ClipSet]) -> StageResult:
     """Build the engine on this GPU and gate it against onnxruntime FP32 on the parity clips."""
     tick = time.perf_counter()
-    plan = build_engine(graph.onnx_bytes, signature, max_batch=request.max_batch_size,
+    plan = build_engine(fp32_onnx, signature, max_batch=request.max_batch_size,
                         timing_cache=request.timing_cache, fp16=options.precision == "fp16")
-    times["tensorrt_build"] = time.perf_counter() - tick
+    times = {"tensorrt_build": time.perf_counter() - tick}
     clips = np.concatenate([s.clips for s in clip_sets])
     reference = run_onnx(fp32_session, clips, request.max_batch_size)
     gate = check_engine(plan, signature, reference, clips, batch_sizes=_batch_sizes(request.max_batch_size))
-    gate["plan_size_bytes"] = len(plan)
-    if not gate["passed"]:
-        report["tensorrt"] = gate
-        raise GateError("TensorRT engine gate failed, nothing was written: " + "; ".join(gate["failures"]), report)
-    return plan, gate
+    failure = None if gate["passed"] else ("TensorRT engine gate failed, nothing was written: "
+                                           + "; ".join(gate["failures"]))
+    return StageResult(plan, times, {"tensorrt": {**gate, "plan_size_bytes": len(plan)}}, failure)
 
 
 def export_model(request: ExportRequest, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the whole export; returns the report that was written to export_report.json."""
     start = time.perf_counter()
-    times: dict[str, float] = {}
     options = serving_options(request)
     if options.target == "tensorrt":
         require_tensorrt()  # before any work: a CPU machine learns at once what to do instead
@@ -161,8 +203,7 @@ def export_model(request: ExportRequest, *, log: Callable[[str], None] = print) 
     config_text, labels = render_config(signature, options), render_labels(checkpoint.class_names)
     plan_write(request.repository, options.name, request.version, config_text, labels)
 
-    graph = export_onnx(model)
-    times["onnx_export"] = graph.export_seconds
+    graph = export_onnx(module)
     log(f"ONNX: opset {graph.report['opset']}, {graph.report['node_count']} nodes, "
         f"{graph.report['size_bytes'] / 1e6:.2f} MB, exported in {graph.export_seconds:.2f} s")
     trt_static = static_check(graph.onnx_bytes)
@@ -180,35 +221,30 @@ def export_model(request: ExportRequest, *, log: Callable[[str], None] = print) 
 
     # FP32 parity: random clips always, real clips from --data when given.
     clip_sets = [random_clips(request.max_batch_size, config)]
-    data_clips = None
+    data_clips, read_times = None, {}
     if request.data is not None:
         tick = time.perf_counter()
         limit = GATE_CLIPS if options.precision == "int8" else PARITY_DATA_CLIPS
         data_clips = dataset_clips(request.data, ("test",), config, checkpoint.class_names, limit=limit)
         clip_sets.append(_subset(data_clips, PARITY_DATA_CLIPS))
-        times["read_clips"] = time.perf_counter() - tick
-    tick = time.perf_counter()
-    fp32_session = onnx_session(graph.onnx_bytes)
-    parity = _fp32_gate(module, graph, clip_sets, request.max_batch_size, fp32_session)
-    times["parity"] = time.perf_counter() - tick
-    for source, result in parity.items():
-        log(f"parity ({source}): {result.summary()}")
-    report: dict[str, Any] = {"parity": {source: r.to_dict() for source, r in parity.items()}}
-    failed = [f"{source}: {'; '.join(r.failures)} [{r.summary()}]" for source, r in parity.items() if not r.passed]
-    if failed:
-        raise GateError("FP32 parity gate failed, nothing was written: " + " | ".join(failed), report)
-
-    served_onnx, calibration_info, int8_report = graph.onnx_bytes, None, None
+        read_times = {"read_clips": time.perf_counter() - tick}
+    fp32, fp32_session = _fp32_stage(module, graph, clip_sets, request.max_batch_size, log)
+    stages = _passed((fp32,))
+    served_onnx, plan = fp32.artifact, None
     if options.precision == "int8":
-        served_onnx, calibration_info, int8_report = _int8_stage(request, checkpoint, graph, fp32_session,
-                                                                 data_clips, times, log, report)
-    plan, trt_report = None, None
+        int8 = _int8_stage(request, checkpoint, fp32.artifact, fp32_session, data_clips, log)
+        stages = _passed((*stages, int8))
+        served_onnx = int8.artifact
     if options.target == "tensorrt":
-        plan, trt_report = _tensorrt_stage(request, options, graph, signature, fp32_session, clip_sets, times, report)
+        engine = _tensorrt_stage(request, options, fp32.artifact, signature, fp32_session, clip_sets)
+        stages = _passed((*stages, engine))
+        plan = engine.artifact
 
     version_files = _version_files(options, served_onnx, plan)
     version_files[MANIFEST_FILE] = manifest_text(version_files).encode()  # checked by `stanet serve`
+    times = _summed_times({"onnx_export": graph.export_seconds}, read_times, *(stage.times for stage in stages))
     times["total"] = time.perf_counter() - start
+    gated = _sections(stages)
     report = {
         "model": {"name": options.name, "version": request.version, "target": options.target,
                   "precision": options.precision, "instance_kind": options.instance_kind,
@@ -217,13 +253,13 @@ def export_model(request: ExportRequest, *, log: Callable[[str], None] = print) 
         "checkpoint": {"path": str(Path(request.checkpoint).resolve()), "model_config": config.to_dict(),
                        "class_names": list(checkpoint.class_names)},
         "signature": _signature_dict(signature),
-        "onnx": {**graph.report, "fp32_size_bytes": len(graph.onnx_bytes),
+        "onnx": {**graph.report, "fp32_size_bytes": len(fp32.artifact),
                  **({"int8_size_bytes": len(served_onnx)} if options.precision == "int8" else {})},
-        "parity": report["parity"],
-        "calibration": calibration_info,
-        "int8": int8_report,
+        "parity": gated["parity"],
+        "calibration": gated.get("calibration"),
+        "int8": gated.get("int8"),
         "tensorrt_static_check": trt_static.to_dict(),
-        "tensorrt": trt_report,
+        "tensorrt": gated.get("tensorrt"),
         "notes": notes,
         "times_seconds": {k: round(v, 3) for k, v in times.items()},
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__},

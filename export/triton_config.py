@@ -8,16 +8,14 @@ import re
 from dataclasses import dataclass
 
 from export.errors import ExportError
-from export.python_backend.stanet_backend import (DEFAULT_TIME_BUDGET_MS, INTER_OP_PARAMETER, INTRA_OP_PARAMETER,
-                                                  TIME_BUDGET_PARAMETER)
 from export.signature import ServingSignature, TensorSpec, profile_shapes
-from stanet.constants import LABELS_FILE, LATENCY_BUCKETS_SECONDS, OUTPUT_PROBABILITIES
+from serving.python_backend.stanet_backend import (DEFAULT_TIME_BUDGET_MS, INTER_OP_PARAMETER, INTRA_OP_PARAMETER,
+                                                   ONNX_FILE_PARAMETER, TIME_BUDGET_PARAMETER)
+from stanet.constants import LABELS_FILE, LATENCY_BUCKETS_SECONDS, ONNX_FILE, OUTPUT_PROBABILITIES
 
 TARGETS = ("onnxruntime", "tensorrt", "python")
 PRECISIONS = ("fp32", "fp16", "int8")
 INSTANCE_KINDS = ("cpu", "gpu")
-# The file Triton loads from the version folder, per target.
-MODEL_FILES = {"onnxruntime": "model.onnx", "tensorrt": "model.plan", "python": "model.py"}
 TRITON_TYPES = {"uint8": "TYPE_UINT8", "float32": "TYPE_FP32"}
 # What each (target, instance kind) can serve with a verification gate behind it; the first is the default.
 SUPPORTED_PRECISIONS = {
@@ -187,7 +185,8 @@ def render_config(signature: ServingSignature, options: ServingOptions) -> str:
                         f'      metric_identifier {{ family: "{LATENCY_HISTOGRAM_FAMILY}" }}\n'
                         f"      histogram_options {{ buckets: [ {buckets} ] }}\n    }}\n  ]\n}}")
     if options.target == "python":
-        parameters = ((INTRA_OP_PARAMETER, str(options.intra_op_threads or DEFAULT_INTRA_OP_THREADS)),
+        parameters = ((ONNX_FILE_PARAMETER, ONNX_FILE),
+                      (INTRA_OP_PARAMETER, str(options.intra_op_threads or DEFAULT_INTRA_OP_THREADS)),
                       (INTER_OP_PARAMETER, DEFAULT_INTER_OP_THREADS),
                       (TIME_BUDGET_PARAMETER, DEFAULT_TIME_BUDGET_MS))
         sections.append("parameters [\n" + ",\n".join(f"  {_model_parameter(k, v)}" for k, v in parameters) + "\n]")

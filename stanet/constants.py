@@ -27,6 +27,13 @@ CHECKPOINT_FORMAT_VERSION = 1
 # Labels file written beside a Triton model (classification extension, one class name per line).
 LABELS_FILE = "labels.txt"
 
+# Files of a Triton model's version folder, as `stanet export` writes them. The python backend's own files
+# cannot import this module once copied there: the ONNX file's name reaches them through config.pbtxt.
+ONNX_FILE = "model.onnx"  # --target onnxruntime and python
+PLAN_FILE = "model.plan"  # --target tensorrt
+PYTHON_MODEL_FILE = "model.py"  # --target python: the adapter Triton's python backend loads
+BACKEND_FILE = "stanet_backend.py"  # beside it, imported by it as `stanet_backend`
+
 # Latency histogram buckets (seconds) shared by the server and the client: the buckets of Triton's
 # nv_inference_first_response_histogram_ms in generated configs (in ms there) and of the load generator's
 # stanet_client_request_duration_seconds. They resolve a ~10 ms CPU model and a GPU paper-size model alike.

@@ -1,5 +1,6 @@
 """The python backend's guards as plain functions (the real Triton runs them in test_reliability.py): the
-watchdog's time budget and cancellation, input and output checks, message scrubbing, fault settings."""
+watchdog's time budget and cancellation, input and output checks, message scrubbing; and the fault settings
+of the reliability tests' wrapper (tests/fault_injection.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from export.python_backend import stanet_backend as backend
+from fault_injection import FAULT_PARAMETER, parse_fault
+from serving.python_backend import stanet_backend as backend
 
 SETTINGS = backend.BackendSettings(input_name="clip", input_dtype=np.dtype(np.float32), input_dims=(2, 3),
                                    max_batch_size=4, output_names=("y",), output_dtypes={"y": np.dtype(np.float32)},
@@ -72,10 +74,10 @@ def test_errors_for_clients_carry_no_paths_or_tracebacks():
 @pytest.mark.parametrize("value, expected", [("none", ("none", 0.0)), ("delay:250", ("delay", 0.25)),
                                              ("hang", ("hang", 0.0))])
 def test_fault_settings_parse(value, expected):
-    assert backend._fault({"parameters": {backend.FAULT_PARAMETER: {"string_value": value}}}) == expected
+    assert parse_fault({"parameters": {FAULT_PARAMETER: {"string_value": value}}}) == expected
 
 
 @pytest.mark.parametrize("value", ["delay", "explode", "hang:5"])
 def test_unknown_fault_settings_are_refused(value):
     with pytest.raises(ValueError, match="fault_injection"):
-        backend._fault({"parameters": {backend.FAULT_PARAMETER: {"string_value": value}}})
+        parse_fault({"parameters": {FAULT_PARAMETER: {"string_value": value}}})

@@ -27,15 +27,15 @@ from export.clips import dataset_clips, random_clips
 from export.errors import ExportError
 from export.onnx_graph import CONTROL_FLOW_OPS, OPSET_VERSION, check_graph, export_onnx, graph_io
 from export.parity import PARITY_ATOL, check_parity, onnx_session, run_onnx
-from export.python_backend import stanet_backend
 from export.quantize import check_int8, quantize_int8
 from export.signature import serving_signature
 from export.tensorrt import TENSORRT_SUPPORTED_OPS, static_check
 from export.triton_config import check_options, ServingOptions, render_config
+from serving.python_backend import stanet_backend
 from stanet.checkpoint import load_checkpoint, save_checkpoint
 from stanet.config import ModelConfig
-from stanet.constants import (INPUT_CLIP, LABELS_FILE, OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION,
-                              OUTPUT_TEMPORAL_ATTENTION)
+from stanet.constants import (INPUT_CLIP, LABELS_FILE, ONNX_FILE, OUTPUT_PROBABILITIES,
+                              OUTPUT_SPATIAL_ATTENTION, OUTPUT_TEMPORAL_ATTENTION)
 from stanet.integrity import verify_version_folder
 from stanet.model import build_model
 
@@ -272,6 +272,7 @@ def test_python_export_ships_the_backend_and_its_parameters(tiny_checkpoint, tmp
     config = parse_config(repository / "stanet_cpu" / "config.pbtxt")
     assert config.backend == "python" and config.platform == "" and config.name == "stanet_cpu"
     assert {k: v.string_value for k, v in config.parameters.items()} == {
+        stanet_backend.ONNX_FILE_PARAMETER: ONNX_FILE,
         stanet_backend.INTRA_OP_PARAMETER: "0", stanet_backend.INTER_OP_PARAMETER: "1",
         stanet_backend.TIME_BUDGET_PARAMETER: stanet_backend.DEFAULT_TIME_BUDGET_MS}
 
@@ -491,7 +492,7 @@ def test_oversubscribed_instances_do_not_spin(python_model_dir, tmp_path):
     config = json_format.MessageToDict(parse_config(python_model_dir / "config.pbtxt"), preserving_proto_field_name=True)
     dtypes = {t["name"]: TRITON_TO_NUMPY[t["data_type"]] for t in [*config["input"], *config["output"]]}
     settings = stanet_backend.settings_from_config(config, dtypes)
-    session = stanet_backend.create_session(python_model_dir / "1" / stanet_backend.ONNX_FILE, settings)
+    session = stanet_backend.create_session(python_model_dir / "1" / ONNX_FILE, settings)
     assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
     config["parameters"][stanet_backend.INTRA_OP_PARAMETER]["string_value"] = "1"
     config["instance_group"][0]["count"] = stanet_backend.available_cores()
@@ -501,7 +502,7 @@ def test_oversubscribed_instances_do_not_spin(python_model_dir, tmp_path):
 
 def test_backend_runs_a_batch_once_and_fails_only_the_bad_request(python_model_dir):
     settings = _backend_settings(python_model_dir)
-    session = stanet_backend.create_session(python_model_dir / "1" / stanet_backend.ONNX_FILE, settings)
+    session = stanet_backend.create_session(python_model_dir / "1" / ONNX_FILE, settings)
     run = stanet_backend.session_runner(session, settings)
     calls = []
 

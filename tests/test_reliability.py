@@ -1,7 +1,7 @@
 """Reliability and security against the real embedded Triton (docs: ../shared/docs/reliability.md §5, rows
-I, O, F and S). One server holds the normal model and variants with injected faults (the backend's
-`fault_injection` parameter, which exports never write). After every test on it: live and ready, a good
-request succeeds and no request is left pending."""
+I, O, F and S). One server holds the normal model and variants with injected faults (tests/fault_model.py
+wraps the production model.py in their version folders; the `fault_injection` config parameter picks the
+fault). After every test on it: live and ready, a good request succeeds and no request is left pending."""
 
 from __future__ import annotations
 
@@ -27,22 +27,43 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2, service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
-from export.python_backend.stanet_backend import FAULT_PARAMETER, TIME_BUDGET_PARAMETER
+from fault_injection import FAULT_PARAMETER
 from helpers import free_port, http_get, metric_sum, wait_for
 from serving.client import StanetClient
 from serving.errors import ServingError
+from serving.python_backend.stanet_backend import TIME_BUDGET_PARAMETER
 from serving.server import ADMIN_HEADER_KEY, ServerOptions, TritonServer, stub_pids
+from stanet.constants import PYTHON_MODEL_FILE
 from stanet.integrity import MANIFEST_FILE, manifest_text
 
 pytestmark = pytest.mark.slow
-PROJECT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+PROJECT = TESTS.parent
+# A fault variant's version folder: fault_model.py as model.py, the production model.py under this name (the
+# one fault_model.py imports), and fault_injection.py.
+PRODUCTION_MODEL = "stanet_model.py"
 CLIP = (16, 32, 32, 3)  # the served_repository model's clip
 ADMIN_TOKEN = "reliability-admin-token"
 MESSAGES: list[str] = []  # every error message a client saw (S5 scans them)
 
 
+def _sign(version: Path) -> None:
+    """SHA256SUMS for the version folder's files as they are now: a consistent (signed-off) changed export."""
+    files = {p.name: p.read_bytes() for p in version.iterdir() if p.is_file() and p.name != MANIFEST_FILE}
+    (version / MANIFEST_FILE).write_text(manifest_text(files))
+
+
+def _install_fault(version: Path) -> None:
+    """The fault wrapper in place of the version folder's model.py, which it imports from beside it."""
+    (version / PYTHON_MODEL_FILE).rename(version / PRODUCTION_MODEL)
+    shutil.copyfile(TESTS / "fault_model.py", version / PYTHON_MODEL_FILE)
+    shutil.copyfile(TESTS / "fault_injection.py", version / "fault_injection.py")
+    _sign(version)
+
+
 def _variant(repository: Path, name: str, *, max_batch: int | None = None, parameters: dict[str, str] = None):
-    """A copy of the `stanet` model under another name, with another batch limit or backend parameters."""
+    """A copy of the `stanet` model under another name, with another batch limit or backend parameters; with
+    a `fault_injection` parameter, the fault wrapper is installed too."""
     shutil.copytree(repository / "stanet", repository / name)
     config = model_config_pb2.ModelConfig()
     text_format.Parse((repository / name / "config.pbtxt").read_text(), config)
@@ -55,6 +76,8 @@ def _variant(repository: Path, name: str, *, max_batch: int | None = None, param
         config.parameters[key].string_value = value
     if FAULT_PARAMETER in (parameters or {}):
         del config.model_warmup[:]  # a faulty model would fail its warmup and never load
+        for version in (p for p in (repository / name).iterdir() if p.name.isdigit()):
+            _install_fault(version)
     (repository / name / "config.pbtxt").write_text(text_format.MessageToString(config))
 
 
@@ -317,8 +340,7 @@ def _broken(tmp_path: Path, served_repository: Path, name: str, change) -> Path:
     shutil.copytree(served_repository, repo)
     version = repo / "stanet" / "1"
     change(repo / "stanet")
-    files = {p.name: p.read_bytes() for p in version.iterdir() if p.is_file() and p.name != MANIFEST_FILE}
-    (version / MANIFEST_FILE).write_text(manifest_text(files))  # a consistent (signed-off) broken export
+    _sign(version)  # a consistent (signed-off) broken export
     return repo
 
 

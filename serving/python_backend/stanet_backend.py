@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -25,15 +24,12 @@ from typing import Any, Callable
 import numpy as np
 import onnxruntime as ort
 
-ONNX_FILE = "model.onnx"  # beside model.py in the version folder
-INTRA_OP_PARAMETER = "intra_op_thread_count"  # config.pbtxt `parameters`; "0" = every core the server may use
+# config.pbtxt `parameters`, written by `stanet export` (this file cannot import stanet's constants).
+ONNX_FILE_PARAMETER = "onnx_file"  # the graph's file name, beside model.py in the version folder
+INTRA_OP_PARAMETER = "intra_op_thread_count"  # "0" = every core the server may use
 INTER_OP_PARAMETER = "inter_op_thread_count"
 TIME_BUDGET_PARAMETER = "time_budget_ms"  # the longest one model call may take before it is ended
 DEFAULT_TIME_BUDGET_MS = "30000"
-# For the fault tests only (tests/test_reliability.py); `stanet export` never writes it. "delay:<ms>" sleeps
-# before each call, "hang" never returns, "raise" fails each call, "nan" returns NaN outputs.
-FAULT_PARAMETER = "fault_injection"
-FAULT_MODES = ("none", "delay", "hang", "raise", "nan")
 WATCH_INTERVAL_S = 0.02
 
 # Result codes: what the adapter turns into a TritonError code.
@@ -52,12 +48,8 @@ class BackendSettings:
     output_dtypes: dict[str, np.dtype]
     intra_op_threads: int
     inter_op_threads: int
-    # onnxruntime's idle threads spin for work by default; when the instances together have more threads than
-    # the cores, a spinning thread takes the core another instance is computing on, so they sleep instead.
-    allow_spinning: bool = True
+    allow_spinning: bool = True  # see spinning_allowed
     time_budget_s: float = 30.0
-    fault: str = "none"  # one of FAULT_MODES
-    fault_delay_s: float = 0.0
 
 
 @dataclass
@@ -103,15 +95,6 @@ def _parameter(config: dict[str, Any], key: str, default: str) -> int:
     return number
 
 
-def _fault(config: dict[str, Any]) -> tuple[str, float]:
-    text = _text_parameter(config, FAULT_PARAMETER, "none")
-    mode, _, value = text.partition(":")
-    if mode not in FAULT_MODES or (mode == "delay") != bool(value):
-        raise ValueError(f"config parameter {FAULT_PARAMETER!r} must be one of {FAULT_MODES} (delay as "
-                         f"'delay:<ms>'), got {text!r}")
-    return mode, (int(value) / 1000.0 if value else 0.0)
-
-
 def settings_from_config(config: dict[str, Any], dtypes: dict[str, np.dtype]) -> BackendSettings:
     """Settings from Triton's model config (the JSON it hands to `initialize`, parsed) and the numpy dtype of
     every tensor (pb_utils.triton_string_to_numpy of each config entry's data_type)."""
@@ -126,7 +109,6 @@ def settings_from_config(config: dict[str, Any], dtypes: dict[str, np.dtype]) ->
     budget_ms = _parameter(config, TIME_BUDGET_PARAMETER, DEFAULT_TIME_BUDGET_MS)
     if budget_ms < 1:
         raise ValueError(f"config parameter {TIME_BUDGET_PARAMETER!r} must be >= 1 (milliseconds)")
-    fault, fault_delay_s = _fault(config)
     intra_op_threads = intra or available_cores()  # every core; instances beyond one then do not spin
     return BackendSettings(
         input_name=clip["name"],
@@ -136,27 +118,48 @@ def settings_from_config(config: dict[str, Any], dtypes: dict[str, np.dtype]) ->
         output_names=outputs,
         output_dtypes={name: np.dtype(dtypes[name]) for name in outputs},
         intra_op_threads=intra_op_threads,
-        allow_spinning=intra_op_threads * instances <= available_cores(),
+        allow_spinning=spinning_allowed(intra_op_threads, instances),
         inter_op_threads=_parameter(config, INTER_OP_PARAMETER, "1") or 1,
         time_budget_s=budget_ms / 1000.0,
-        fault=fault,
-        fault_delay_s=fault_delay_s,
     )
 
 
-def create_session(model_path: str | Path, settings: BackendSettings) -> ort.InferenceSession:
+def onnx_file(config: dict[str, Any]) -> str:
+    """The file name of the ONNX graph beside model.py, from the model config (`stanet export` writes it)."""
+    name = _text_parameter(config, ONNX_FILE_PARAMETER, "")
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"config parameter {ONNX_FILE_PARAMETER!r} must name the ONNX file beside model.py, got "
+                         f"{name!r}; export again")
+    return name
+
+
+def spinning_allowed(intra_op_threads: int, instances: int) -> bool:
+    """onnxruntime's idle threads spin for work by default; when the instances together have more threads than
+    the cores, a spinning thread takes the core another instance is computing on, so they sleep instead."""
+    return intra_op_threads * instances <= available_cores()
+
+
+def open_session(model_path: str | Path, intra_op_threads: int, inter_op_threads: int,
+                 allow_spinning: bool) -> ort.InferenceSession:
+    """A CPU onnxruntime session with the backend's thread settings: what every served instance runs, and
+    what the in-process benchmark (bench/runners.py) runs to compare with it."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = settings.intra_op_threads
-    options.inter_op_num_threads = settings.inter_op_threads
-    if not settings.allow_spinning:
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = inter_op_threads
+    if not allow_spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+
+
+def create_session(model_path: str | Path, settings: BackendSettings) -> ort.InferenceSession:
+    """The served session; ValueError if the graph does not take the input the config declares."""
+    session = open_session(model_path, settings.intra_op_threads, settings.inter_op_threads, settings.allow_spinning)
     graph_input = session.get_inputs()[0]
     graph_dims = tuple(graph_input.shape[1:])  # without the batch axis
     if graph_input.name != settings.input_name or graph_dims != settings.input_dims:
         raise ValueError(f"config.pbtxt declares input {settings.input_name!r} {list(settings.input_dims)} but "
-                         f"{ONNX_FILE} takes {graph_input.name!r} {list(graph_dims)}: the config does not belong "
-                         f"to this model; export again")
+                         f"{Path(model_path).name} takes {graph_input.name!r} {list(graph_dims)}: the config does "
+                         f"not belong to this model; export again")
     return session
 
 
@@ -165,28 +168,7 @@ def session_runner(session: ort.InferenceSession, settings: BackendSettings) -> 
         names = list(settings.output_names)
         return dict(zip(names, session.run(names, {settings.input_name: batch}, run_options)))
 
-    return with_fault(run, settings)
-
-
-def with_fault(run: Runner, settings: BackendSettings) -> Runner:
-    """`run` with the configured fault injected (the fault tests); `run` itself when there is none."""
-    if settings.fault == "none":
-        return run
-    never = threading.Event()
-
-    def faulty(batch: np.ndarray, run_options: ort.RunOptions | None = None) -> dict[str, np.ndarray]:
-        if settings.fault == "delay":
-            time.sleep(settings.fault_delay_s)
-        elif settings.fault == "hang":
-            never.wait()
-        elif settings.fault == "raise":
-            raise RuntimeError("injected fault")
-        outputs = run(batch, run_options)
-        if settings.fault == "nan":
-            outputs = {name: np.full_like(value, np.nan) for name, value in outputs.items()}
-        return outputs
-
-    return faulty
+    return run
 
 
 class Watchdog:

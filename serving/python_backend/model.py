@@ -48,7 +48,8 @@ class TritonPythonModel:
         dtypes = {spec["name"]: _dtype(config, spec["name"], True) for spec in config["input"]}
         dtypes.update({spec["name"]: _dtype(config, spec["name"], False) for spec in config["output"]})
         self.settings = stanet_backend.settings_from_config(config, dtypes)
-        session = stanet_backend.create_session(Path(__file__).with_name(stanet_backend.ONNX_FILE), self.settings)
+        onnx_path = Path(__file__).with_name(stanet_backend.onnx_file(config))
+        session = stanet_backend.create_session(onnx_path, self.settings)
         self.run = stanet_backend.Watchdog(stanet_backend.session_runner(session, self.settings),
                                            self.settings.time_budget_s)
         self.error_family, self.error_counters = _error_counters(args)

@@ -1,3 +1,0 @@
-"""The Triton python-backend model for `--target python`: `model.py` (the thin adapter Triton loads) and
-`stanet_backend.py` (its logic as plain functions). Both are copied into the model's version folder and run
-inside Triton's python stub with only numpy and onnxruntime: they import nothing from this repository."""
