@@ -29,17 +29,18 @@ def parse_fault(config: dict[str, Any]) -> tuple[str, float]:
     return mode, (int(delay) / 1000.0 if delay else 0.0)
 
 
-def with_fault(run: Runner, mode: str, delay_s: float = 0.0) -> Runner:
-    """`run` with the fault injected; `run` itself for "none"."""
+def with_fault(run: Runner, mode: str, delay_s: float = 0.0, release: threading.Event | None = None) -> Runner:
+    """`run` with the fault injected; `run` itself for "none". A "hang" lasts until `release` is set (never
+    without one): the model's finalize sets it, or the stuck thread would keep the stub process from exiting."""
     if mode == "none":
         return run
-    never = threading.Event()
+    release = release or threading.Event()
 
     def faulty(batch: np.ndarray, run_options=None) -> dict[str, np.ndarray]:
         if mode == "delay":
             time.sleep(delay_s)
         elif mode == "hang":
-            never.wait()
+            release.wait()
         elif mode == "raise":
             raise RuntimeError("injected fault")
         outputs = run(batch, run_options)

@@ -4,6 +4,7 @@ model calls go through fault_injection.with_fault. The fault is ended or reporte
 and checks, exactly as a real one would be."""
 
 import json
+import threading
 
 import fault_injection  # beside this file, like the production files
 import stanet_model
@@ -13,4 +14,9 @@ class TritonPythonModel(stanet_model.TritonPythonModel):
     def initialize(self, args):
         super().initialize(args)
         mode, delay_s = fault_injection.parse_fault(json.loads(args["model_config"]))
-        self.run.run = fault_injection.with_fault(self.run.run, mode, delay_s)  # inside the watchdog
+        self.release = threading.Event()
+        self.run.run = fault_injection.with_fault(self.run.run, mode, delay_s, self.release)  # inside the watchdog
+
+    def finalize(self):
+        self.release.set()  # a hung call returns, so the stub process can exit
+        super().finalize()
