@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     from export.python_backend.stanet_backend import available_cores
     from serving.server import ServerOptions, TritonServer
     from stanet.checkpoint import load_checkpoint
-    from stanet.constants import INPUT_CLIP
+    from stanet.constants import INPUT_CLIP, MODEL_NAME
 
     layouts = [tuple(int(n) for n in item.split("x")) for item in args.layouts.split(",")]
     args.output.mkdir(parents=True, exist_ok=True)
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         export_model(ExportRequest(checkpoint=args.checkpoint, repository=repository, target="python",
                                    instances=instances, intra_op_threads=threads), log=lambda message: None)
         if "onnxruntime_b1" not in results:
-            session = onnxruntime_session(str(repository / "stanet" / "1" / "model.onnx"), available_cores(),
+            session = onnxruntime_session(str(repository / MODEL_NAME / "1" / "model.onnx"), available_cores(),
                                           INPUT_CLIP)
             results["onnxruntime_b1"] = timed_loop(session, clips, 1, args.seconds).to_dict()
             del session
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                                 exit_timeout_s=10)
         with TritonServer(options) as server:
             endpoint = Endpoint.of(server)
-            points = [load_point(endpoint, "stanet", clips, concurrency=c, seconds=args.seconds)
+            points = [load_point(endpoint, MODEL_NAME, clips, concurrency=c, seconds=args.seconds)
                       for c in (1, args.concurrency)]
         results["layouts"].append({"instances": instances, "intra_op_threads": threads, "points": points})
         print(f"{instances} instance(s) x {threads} thread(s): c1 p50 {points[0]['p50_ms']:.2f} ms p99 "

@@ -26,6 +26,7 @@ from export.tensorrt import build_engine, check_engine, require_tensorrt, static
 from export.triton_config import (DEFAULT_INSTANCE_KIND, MODEL_FILES, SUPPORTED_PRECISIONS, ServingOptions,
                                   check_options, render_config, render_labels)
 from stanet.checkpoint import Checkpoint, load_checkpoint
+from stanet.constants import MODEL_NAME
 from stanet.integrity import MANIFEST_FILE, manifest_text
 
 PARITY_DATA_CLIPS = 32  # real clips from --data compared at each batch size (evenly spread over the split)
@@ -39,7 +40,7 @@ class ExportRequest:
     checkpoint: Path
     repository: Path
     target: str
-    name: str = "stanet"
+    name: str = MODEL_NAME
     version: int = 1
     max_batch_size: int = 8
     precision: str | None = None  # None: the target's default (see SUPPORTED_PRECISIONS)

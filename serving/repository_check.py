@@ -12,9 +12,9 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from serving.errors import ServingError
+from stanet.constants import CONFIG_FILE
 from stanet.integrity import external_data_problems, verify_version_folder
 
-CONFIG_FILE = "config.pbtxt"
 EMBEDDED_BACKENDS = ("python",)  # what the wheel's Triton carries
 # platform / backend -> the name users know it by
 OTHER_RUNTIMES = {"onnxruntime_onnx": "onnxruntime", "onnxruntime": "onnxruntime",
