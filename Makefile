@@ -98,7 +98,7 @@ monitor: $(STAMP) $(TRITON_STAMP) monitoring-tools
 # request, a restart or memory growth. Needs `make demo` first (its checkpoint, exported here afresh).
 # SOAK_LOADS leaves out the loads that cancel requests (missed deadlines, cancellations, killed clients): the
 # embedded Triton 2.51 dies at random when a cancellation races with a response (upstream
-# triton-inference-server/server#7368, fixed in 2.53; `python -m serving.cancel_race` reproduces it,
+# triton-inference-server/server#7368, fixed in 2.53; `python -m serving.tools.cancel_race` reproduces it,
 # docs/benchmark.md). Against it the full mix, valid,invalid,deadline,cancel,killed, is a crash test, not a soak.
 SOAK_MINUTES ?= 10
 SOAK_LOADS ?= valid,invalid
@@ -107,7 +107,7 @@ soak: $(STAMP) $(TRITON_STAMP)
 	@test -f $(DEMO_RUN)/best.pt || { echo "make soak serves the demo model: run make demo first"; exit 2; }
 	rm -rf $(SOAK_DIR) && mkdir -p $(SOAK_DIR)
 	$(BIN)/stanet export --checkpoint $(DEMO_RUN)/best.pt --repository $(SOAK_DIR)/model_repository --target python
-	$(BIN)/python -m serving.soak --repository $(SOAK_DIR)/model_repository --minutes $(SOAK_MINUTES) \
+	$(BIN)/python -m serving.tools.soak --repository $(SOAK_DIR)/model_repository --minutes $(SOAK_MINUTES) \
 		--loads $(SOAK_LOADS) --output $(SOAK_DIR)/report.json
 
 # Serving performance (docs/benchmark.md): the demo model four ways side by side in one run (two Triton

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from serving.server import DEFAULT_METRICS_PORT
+from stanet.constants import MODEL_NAME
 
 # Ports of the embedded server the benchmark starts (not the defaults, so a running `stanet serve` is left alone).
 BENCH_GRPC_PORT = 18701
@@ -38,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--label", default="model", help="name of this model in the report")
     parser.add_argument("--url", help="measure a running Triton at HOST:PORT (gRPC) instead of starting one")
     parser.add_argument("--metrics-url", help=f"with --url: its metrics page (default: http://HOST:{DEFAULT_METRICS_PORT}/metrics)")
-    parser.add_argument("--models", default="stanet", help="with --url: served model names (default: stanet)")
+    parser.add_argument("--models", default=MODEL_NAME, help=f"with --url: served model names (default: {MODEL_NAME})")
     args = parser.parse_args(argv)
     if not args.url and args.checkpoint is None:
         parser.error("--checkpoint is required (or --url to measure a running server)")
@@ -101,14 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     report["fp32_ceiling_gflops"], report["fp32_kernels_gflops"] = ceiling.pop("ceiling"), ceiling
     eager = torch_eager(module, threads)
     report["torch_eager"] = [{**timed_loop(eager, clips, b, args.seconds).to_dict(), "batch": b} for b in batches]
-    session = onnxruntime_session(repository / "stanet" / "1" / ONNX_FILE, threads, INPUT_CLIP)
+    session = onnxruntime_session(repository / MODEL_NAME / "1" / ONNX_FILE, threads, INPUT_CLIP)
     report["onnxruntime"] = [{**timed_loop(session, clips, b, args.seconds).to_dict(), "batch": b} for b in batches]
     del session, eager
     options = ServerOptions(repository=repository, grpc_port=BENCH_GRPC_PORT, metrics_port=BENCH_METRICS_PORT,
                             exit_timeout_s=10)
     with TritonServer(options) as server:
         endpoint = Endpoint.of(server)
-        served = [("triton_fp32", "stanet")] + ([("triton_int8", "stanet_int8")] if int8["int8"]["passed"] else [])
+        served = [("triton_fp32", MODEL_NAME)] + ([("triton_int8", "stanet_int8")] if int8["int8"]["passed"] else [])
         report["triton_int8"] = []
         for key, model in served:
             report[key] = [load_point(endpoint, model, clips, concurrency=c, batch=1, seconds=args.seconds)

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     from serving.python_backend.stanet_backend import available_cores
     from serving.server import ServerOptions, TritonServer
     from stanet.checkpoint import load_checkpoint
-    from stanet.constants import INPUT_CLIP, ONNX_FILE
+    from stanet.constants import INPUT_CLIP, MODEL_NAME, ONNX_FILE
 
     layouts = [tuple(int(n) for n in item.split("x")) for item in args.layouts.split(",")]
     args.output.mkdir(parents=True, exist_ok=True)
@@ -46,14 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         export_model(ExportRequest(checkpoint=args.checkpoint, repository=repository, target="python",
                                    instances=instances, intra_op_threads=threads), log=lambda message: None)
         if "onnxruntime_b1" not in results:
-            session = onnxruntime_session(repository / "stanet" / "1" / ONNX_FILE, available_cores(), INPUT_CLIP)
+            session = onnxruntime_session(repository / MODEL_NAME / "1" / ONNX_FILE, available_cores(), INPUT_CLIP)
             results["onnxruntime_b1"] = timed_loop(session, clips, 1, args.seconds).to_dict()
             del session
         options = ServerOptions(repository=repository, grpc_port=BENCH_GRPC_PORT, metrics_port=BENCH_METRICS_PORT,
                                 exit_timeout_s=10)
         with TritonServer(options) as server:
             endpoint = Endpoint.of(server)
-            points = [load_point(endpoint, "stanet", clips, concurrency=c, seconds=args.seconds)
+            points = [load_point(endpoint, MODEL_NAME, clips, concurrency=c, seconds=args.seconds)
                       for c in (1, args.concurrency)]
         results["layouts"].append({"instances": instances, "intra_op_threads": threads, "points": points})
         print(f"{instances} instance(s) x {threads} thread(s): c1 p50 {points[0]['p50_ms']:.2f} ms p99 "

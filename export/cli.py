@@ -12,6 +12,7 @@ from pathlib import Path
 
 from export.errors import ExportError, GateError
 from export.triton_config import INSTANCE_KINDS, PRECISIONS, TARGETS
+from stanet.constants import MODEL_NAME
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -22,7 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="onnxruntime: model.onnx on Triton's onnxruntime backend; tensorrt: an FP16 "
                              "model.plan built on this GPU; python: model.onnx run by onnxruntime in Triton's "
                              "python backend (the CPU-only Triton from PyPI)")
-    parser.add_argument("--name", default="stanet", help="model name clients call (default: stanet)")
+    parser.add_argument("--name", default=MODEL_NAME, help=f"model name clients call (default: {MODEL_NAME})")
     parser.add_argument("--version", type=int, default=1, help="version folder to write (default: 1)")
     parser.add_argument("--max-batch-size", type=int, default=8, help="Triton max_batch_size (default: 8)")
     parser.add_argument("--precision", choices=PRECISIONS,

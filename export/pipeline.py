@@ -27,7 +27,7 @@ from export.triton_config import (DEFAULT_INSTANCE_KIND, SUPPORTED_PRECISIONS, S
                                   render_config, render_labels)
 from serving import python_backend
 from stanet.checkpoint import Checkpoint, load_checkpoint
-from stanet.constants import BACKEND_FILE, ONNX_FILE, PLAN_FILE, PYTHON_MODEL_FILE
+from stanet.constants import BACKEND_FILE, MODEL_NAME, ONNX_FILE, PLAN_FILE, PYTHON_MODEL_FILE
 from stanet.integrity import MANIFEST_FILE, manifest_text
 
 PARITY_DATA_CLIPS = 32  # real clips from --data compared at each batch size (evenly spread over the split)
@@ -42,7 +42,7 @@ class ExportRequest:
     checkpoint: Path
     repository: Path
     target: str
-    name: str = "stanet"
+    name: str = MODEL_NAME
     version: int = 1
     max_batch_size: int = 8
     precision: str | None = None  # None: the target's default (see SUPPORTED_PRECISIONS)

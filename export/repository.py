@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from export.errors import ExportError
-from stanet.constants import LABELS_FILE
+from stanet.constants import CONFIG_FILE, LABELS_FILE
 
-CONFIG_FILE = "config.pbtxt"
 REPORT_FILE = "export_report.json"
 
 

@@ -23,12 +23,12 @@ from tritonclient.utils import InferenceServerException
 
 from serving.errors import InferenceError, ServerUnavailableError, ServingError, status_code
 from serving.results import ClipPrediction, LabelScore, VideoPrediction, parse_classification
-from stanet.constants import INPUT_CLIP, OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION, OUTPUT_TEMPORAL_ATTENTION
+from stanet.constants import (INPUT_CLIP, MODEL_NAME, OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION,
+                              OUTPUT_TEMPORAL_ATTENTION)
 from stanet.sampling import sample_clip
 from stanet.video import read_video
 
 DEFAULT_URL = "127.0.0.1:8001"
-DEFAULT_MODEL = "stanet"
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF_S = 0.25
@@ -93,7 +93,7 @@ class StanetClient:
     """One gRPC connection to a Triton serving a stanet model. Not shared between threads: make one per
     thread (they are cheap)."""
 
-    def __init__(self, url: str = DEFAULT_URL, model: str = DEFAULT_MODEL, version: str = "", *,
+    def __init__(self, url: str = DEFAULT_URL, model: str = MODEL_NAME, version: str = "", *,
                  timeout_s: float = DEFAULT_TIMEOUT_S, retries: int = DEFAULT_RETRIES,
                  backoff_s: float = DEFAULT_BACKOFF_S, headers: dict[str, str] | None = None,
                  ssl: bool = False, root_certificates: str | None = None, private_key: str | None = None,
@@ -223,5 +223,5 @@ class StanetClient:
                                frames=video.frames if keep_frames else None)
 
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_URL", "ClipPrediction", "LabelScore", "PreparedVideo", "ServedModel",
+__all__ = ["DEFAULT_URL", "ClipPrediction", "LabelScore", "PreparedVideo", "ServedModel",
            "StanetClient", "VideoPrediction"]

@@ -13,10 +13,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from serving.client import (DEFAULT_MODEL, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, DEFAULT_URL, StanetClient,
-                            parse_args_with_tls)
+from serving.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, DEFAULT_URL, StanetClient, parse_args_with_tls
 from serving.errors import ServingError
 from serving.results import VideoPrediction
+from stanet.constants import MODEL_NAME
 from stanet.video import VideoDecodeError
 
 
@@ -24,7 +24,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stanet infer", description=__doc__.splitlines()[0])
     parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files (any PyAV decodes)")
     parser.add_argument("--url", default=DEFAULT_URL, help=f"Triton gRPC address HOST:PORT (default: {DEFAULT_URL})")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default: {DEFAULT_MODEL})")
+    parser.add_argument("--model", default=MODEL_NAME, help=f"model name (default: {MODEL_NAME})")
     parser.add_argument("--model-version", default="", help="model version (default: the latest served)")
     parser.add_argument("--top-k", type=int, default=3, help="labels per video (default: 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")

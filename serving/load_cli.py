@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.client import DEFAULT_MODEL, DEFAULT_URL, StanetClient, parse_args_with_tls
+from serving.client import DEFAULT_URL, StanetClient, parse_args_with_tls
 from serving.errors import ServingError
 from serving.loadgen import DEFAULT_METRICS_PORT, ClientMetrics, closed_loop, open_loop
+from stanet.constants import MODEL_NAME
 from stanet.video import VideoDecodeError
 
 
@@ -25,7 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("videos", nargs="*", type=Path, metavar="VIDEO",
                         help="videos to send (sampled like `stanet infer`); none: random clips of the served shape")
     parser.add_argument("--url", default=DEFAULT_URL, help=f"Triton gRPC address (default: {DEFAULT_URL})")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default: {DEFAULT_MODEL})")
+    parser.add_argument("--model", default=MODEL_NAME, help=f"model name (default: {MODEL_NAME})")
     parser.add_argument("--concurrency", type=int, default=2, help="closed loop: requests in flight (default: 2)")
     parser.add_argument("--rate", type=float, default=0.0, metavar="PER_SECOND",
                         help="open loop instead: one clip per request at this fixed rate (default: closed loop)")

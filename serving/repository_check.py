@@ -12,9 +12,9 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from serving.errors import ServingError
+from stanet.constants import CONFIG_FILE, PYTHON_MODEL_FILE
 from stanet.integrity import external_data_problems, verify_version_folder
 
-CONFIG_FILE = "config.pbtxt"
 EMBEDDED_BACKENDS = ("python",)  # what the wheel's Triton carries
 # platform / backend -> the name users know it by
 OTHER_RUNTIMES = {"onnxruntime_onnx": "onnxruntime", "onnxruntime": "onnxruntime",
@@ -66,7 +66,7 @@ def check_repository(repository: str | Path) -> list[RepositoryModel]:
         elif not versions:
             problems.append(f"{model_dir.name}: no version folder (expected {model_dir.name}/1/model.py)")
         else:
-            missing = [v for v in versions if not (model_dir / str(v) / "model.py").is_file()]
+            missing = [v for v in versions if not (model_dir / str(v) / PYTHON_MODEL_FILE).is_file()]
             if missing:
                 problems.append(f"{model_dir.name}: version(s) {missing} lack model.py")
             for version in versions:

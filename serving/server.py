@@ -10,10 +10,12 @@ nvidia-pytriton wheel, CPU only, python backend, locked down (docs/serving.md, d
 - latency summaries (`nv_inference_*_summary_us{quantile=...}`): this version has no latency histogram.
 
 On SIGTERM Triton stops accepting new requests and lets in-flight ones finish for `exit_timeout_s`.
+`Supervisor` (what `stanet serve` runs) restarts a Triton that crashes or stays not-ready, within a budget.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 import secrets
 import shutil
@@ -24,8 +26,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from serving.errors import ServingError
+from serving.procfs import live_children
 from serving.repository_check import RepositoryModel, check_repository
 from serving.triton_env import TritonInstall, find_triton, prepare_backends
 
@@ -149,19 +153,7 @@ def triton_errors(log_text: str) -> list[str]:
 
 def stub_pids(parent: int) -> list[int]:
     """Live python-backend stub processes whose parent is `parent` (from /proc; Linux)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
-        if int(fields[1]) == parent and fields[0] != "Z" and b"triton_python_backend_stub" in command:
-            found.append(int(entry.name))
-    return found
+    return live_children(parent, b"triton_python_backend_stub")
 
 
 def check_port_free(address: str, port: int, what: str) -> None:
@@ -336,3 +328,99 @@ class TritonServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 600.0
+
+
+class Outcome(enum.Enum):
+    """How a supervised server ended."""
+
+    STOPPED = "stopped"  # on request, Triton exiting cleanly
+    FAILED = "failed"  # Triton failed to start, to restart or kept failing, or exited with an error
+    BAD_INPUT = "bad input"  # repository, ports or TLS files refused before Triton started
+
+
+class Supervisor:
+    """Serve with one TritonServer until a stop is requested. While it serves, a Triton that stays not-ready
+    (a crashed python-backend stub: this Triton does not restart it) or that exits on its own (a crash) is
+    reported with its errors or the end of its log and restarted, at most MAX_RESTARTS times in
+    RESTART_WINDOW_S. `say(message, problem=False)` reports progress; problem=True for errors and crashes."""
+
+    def __init__(self, server: TritonServer, say: Callable[..., None], *, startup_timeout_s: float = 180.0):
+        self.server, self.say, self.startup_timeout_s = server, say, startup_timeout_s
+        self.stop_requested: list[str] = []  # a list, as TritonServer.watch reads it
+        self.restarts: list[float] = []  # monotonic times of the restarts
+
+    def request_stop(self, reason: str) -> None:
+        """Stop (from a signal handler): Triton refuses new requests and finishes the in-flight ones."""
+        if not self.stop_requested:
+            self.say(f"{reason}: finishing in-flight requests (at most {self.server.options.exit_timeout_s} s)...")
+        self.stop_requested.append(reason)
+        self.server.terminate()
+
+    def run(self) -> Outcome:
+        server, options = self.server, self.server.options
+        try:
+            server.start()
+        except ServingError as exc:
+            self.say(f"error: {exc}", problem=True)
+            return Outcome.BAD_INPUT
+        self.say(f"starting Triton (pid {server.pid}, log {server.log_path}); loading "
+                 f"{', '.join(m.name for m in server.models)}...")
+        try:
+            server.wait_until_ready(self.startup_timeout_s)
+        except ServingError as exc:
+            server.stop(keep_workdir=True)
+            if self.stop_requested:
+                self.say("stopped before the models were ready")
+                return Outcome.STOPPED
+            self.say(f"error: {exc}", problem=True)
+            return Outcome.FAILED
+        models = ", ".join(f"{m.name} (version {m.versions[-1]})" for m in server.models)
+        scheme = ("mutual TLS" if options.tls.client_ca else "TLS") if options.tls else "plaintext"
+        self.say(f"ready. gRPC {options.grpc_url} ({scheme}; models: {models}); metrics {options.metrics_url}. "
+                 f"Ctrl-C or SIGTERM stops.")
+        if not options.admin_token:
+            self.say(f"shared-memory, model-repository, trace and logging APIs are off (set ${ADMIN_TOKEN_VARIABLE} "
+                     f"to allow them with the gRPC header triton-grpc-protocol-{ADMIN_HEADER_KEY})")
+        while (event := server.watch(self.stop_requested)) in ("unhealthy", "exited"):
+            if not self._restart(event):
+                return Outcome.FAILED
+        code = server.process.wait()  # the loop ends only on a stop request
+        server.stop()
+        self.say(f"stopped (Triton exit code {code})")
+        return Outcome.STOPPED if code == 0 else Outcome.FAILED
+
+    def _restart(self, event: str) -> bool:
+        """Restart after an "unhealthy" or "exited" event; False once the restart budget is spent or the
+        restart fails (the server is then stopped)."""
+        server = self.server
+        if event == "exited":  # a crash (the embedded 2.51 has segfaulted as a mixed load ended): say so, restart
+            self.say(f"tritonserver exited on its own with code {server.process.returncode}; the end of its log:\n"
+                     f"{server.log_tail()}", problem=True)
+        now = time.monotonic()
+        self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW_S] + [now]
+        if len(self.restarts) > MAX_RESTARTS:
+            server.stop(keep_workdir=True)
+            self.say(f"error: Triton failed again ({self._errors()}); it has been restarted {MAX_RESTARTS} times "
+                     f"in {RESTART_WINDOW_S / 60:.0f} minutes: giving up (log {server.log_path})", problem=True)
+            return False
+        reason = "exited" if event == "exited" else f"is not ready ({self._errors()})"
+        self.say(f"Triton {reason}; restarting it ({len(self.restarts)} of at most {MAX_RESTARTS} in "
+                 f"{RESTART_WINDOW_S / 60:.0f} minutes)")
+        server.stop()
+        try:
+            server.start()
+            server.wait_until_ready(self.startup_timeout_s)
+        except ServingError as exc:
+            server.stop(keep_workdir=True)
+            self.say(f"error: the restart failed: {exc}", problem=True)
+            return False
+        self.say(f"ready again (pid {server.pid}, log {server.log_path})")
+        return True
+
+    def _errors(self) -> str:
+        errors = self.server.errors()
+        return "; ".join(errors[-3:]) if errors else "a python-backend stub process died"

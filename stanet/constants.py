@@ -24,7 +24,10 @@ BEST_CHECKPOINT = "best.pt"
 LAST_CHECKPOINT = "last.pt"
 CHECKPOINT_FORMAT_VERSION = 1
 
-# Labels file written beside a Triton model (classification extension, one class name per line).
+# The Triton model repository: the name a model is exported and served under by default, the config file of
+# every model folder, and the labels file beside it (classification extension, one class name per line).
+MODEL_NAME = "stanet"
+CONFIG_FILE = "config.pbtxt"
 LABELS_FILE = "labels.txt"
 
 # Files of a Triton model's version folder, as `stanet export` writes them. The python backend's own files

@@ -20,6 +20,7 @@ import yaml
 from helpers import free_port, http_get, wait_for
 from serving.loadgen import ClientMetrics, closed_loop
 from serving.server import ServerOptions, TritonServer
+from stanet.constants import MODEL_NAME
 
 pytestmark = pytest.mark.slow
 PROJECT = Path(__file__).resolve().parents[1]
@@ -133,7 +134,7 @@ def load(triton):
     clips = np.random.default_rng(0).integers(0, 256, (4, 16, 32, 32, 3), dtype=np.uint8)
     stop = threading.Event()
     worker = threading.Thread(target=closed_loop, kwargs=dict(
-        url=triton.options.grpc_url, model="stanet", clips=clips, concurrency=2, duration_s=600, metrics=metrics,
+        url=triton.options.grpc_url, model=MODEL_NAME, clips=clips, concurrency=2, duration_s=600, metrics=metrics,
         stop=stop), daemon=True)
     worker.start()
     yield port

@@ -31,9 +31,10 @@ from fault_injection import FAULT_PARAMETER
 from helpers import free_port, http_get, metric_sum, wait_for
 from serving.client import StanetClient
 from serving.errors import ServingError
+from serving.procfs import listening_ports, status_kb
 from serving.python_backend.stanet_backend import TIME_BUDGET_PARAMETER
 from serving.server import ADMIN_HEADER_KEY, ServerOptions, TritonServer, stub_pids
-from stanet.constants import PYTHON_MODEL_FILE
+from stanet.constants import CONFIG_FILE, MODEL_NAME, ONNX_FILE, PYTHON_MODEL_FILE
 from stanet.integrity import MANIFEST_FILE, manifest_text
 
 pytestmark = pytest.mark.slow
@@ -62,11 +63,11 @@ def _install_fault(version: Path) -> None:
 
 
 def _variant(repository: Path, name: str, *, max_batch: int | None = None, parameters: dict[str, str] = None):
-    """A copy of the `stanet` model under another name, with another batch limit or backend parameters; with
+    """A copy of the served model under another name, with another batch limit or backend parameters; with
     a `fault_injection` parameter, the fault wrapper is installed too."""
-    shutil.copytree(repository / "stanet", repository / name)
+    shutil.copytree(repository / MODEL_NAME, repository / name)
     config = model_config_pb2.ModelConfig()
-    text_format.Parse((repository / name / "config.pbtxt").read_text(), config)
+    text_format.Parse((repository / name / CONFIG_FILE).read_text(), config)
     config.name = name
     config.instance_group[0].count = 1  # one instance: the overload and fault tests count on it
     if max_batch is not None:
@@ -78,7 +79,7 @@ def _variant(repository: Path, name: str, *, max_batch: int | None = None, param
         del config.model_warmup[:]  # a faulty model would fail its warmup and never load
         for version in (p for p in (repository / name).iterdir() if p.name.isdigit()):
             _install_fault(version)
-    (repository / name / "config.pbtxt").write_text(text_format.MessageToString(config))
+    (repository / name / CONFIG_FILE).write_text(text_format.MessageToString(config))
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def clip_input(batch: int = 1, shape=CLIP, dtype="UINT8", name="clip", data=None
     return tensor
 
 
-def infer(server, model="stanet", inputs=None, **kwargs):
+def infer(server, model=MODEL_NAME, inputs=None, **kwargs):
     with grpcclient.InferenceServerClient(server.options.grpc_url) as client:
         return client.infer(model, [clip_input()] if inputs is None else inputs, client_timeout=kwargs.pop(
             "client_timeout", 30), **kwargs)
@@ -139,7 +140,7 @@ def server_still_serves(request):
         assert client.is_server_live(client_timeout=10) and client.is_server_ready(client_timeout=10)
     assert infer(server).as_numpy("probabilities").shape == (1, 8)
     wait_for(lambda: all(metric(server, "nv_inference_pending_request_count", model=m) == 0
-                         for m in ("stanet", "stanet_queue", "stanet_slow")), 15, what="no pending request")
+                         for m in (MODEL_NAME, "stanet_queue", "stanet_slow")), 15, what="no pending request")
 
 
 # I: bad input ---------------------------------------------------------------------------------------------
@@ -149,7 +150,7 @@ def test_i3_byte_size_that_does_not_match_the_shape_is_refused(server):
     stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
     size = int(np.prod(CLIP))
     for contents in (b"\0" * (size - 7), b"\0" * (size + 7)):
-        request = service_pb2.ModelInferRequest(model_name="stanet")
+        request = service_pb2.ModelInferRequest(model_name=MODEL_NAME)
         tensor = request.inputs.add(name="clip", datatype="UINT8")
         tensor.shape.extend([1, *CLIP])
         request.raw_input_contents.append(contents)
@@ -169,7 +170,7 @@ def test_i3_byte_size_that_does_not_match_the_shape_is_refused(server):
 def test_i5_batch_zero_negative_dims_and_wrong_rank_are_refused(server, shape, pattern):
     channel = grpc.insecure_channel(server.options.grpc_url)
     stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
-    request = service_pb2.ModelInferRequest(model_name="stanet")
+    request = service_pb2.ModelInferRequest(model_name=MODEL_NAME)
     tensor = request.inputs.add(name="clip", datatype="UINT8")
     tensor.shape.extend(shape)
     request.raw_input_contents.append(b"\0" * max(int(np.prod([abs(d) for d in shape])), 0))
@@ -188,18 +189,13 @@ def test_i4_unknown_output_and_extra_input_are_named(server):
             inputs=[clip_input(), clip_input(name="extra")])
 
 
-def _rss_kb(pid: int) -> int:
-    text = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+)", text).group(1))
-
-
 def test_i7_oversize_messages_are_refused_without_memory_growth(server):
-    before = _rss_kb(server.pid)
+    before = status_kb(server.pid, "VmRSS")
     largest = 4 * int(np.prod(CLIP))  # the largest legal batch in bytes
     for batch in (8, 4 + (64 << 20) // int(np.prod(CLIP))):  # 2x the largest, and 64 MiB over it
         data = np.zeros((batch, *CLIP), np.uint8)
         refused(server, "INVALID_ARGUMENT", r"batch-size must be <= 4", inputs=[clip_input(data=data)])
-    growth_mb = (_rss_kb(server.pid) - before) / 1024
+    growth_mb = (status_kb(server.pid, "VmRSS") - before) / 1024
     assert growth_mb < 150, growth_mb  # the 64 MiB request is parsed once, not kept
     assert largest < (64 << 20)
 
@@ -207,7 +203,7 @@ def test_i7_oversize_messages_are_refused_without_memory_growth(server):
 def test_i8_mutated_requests_and_garbage_bytes_never_break_the_server(server):
     """Seeded bit flips of a valid serialized ModelInferRequest sent as raw bytes, and random bytes to the
     port: every call ends (answer or error) within its deadline and the server keeps serving."""
-    request = service_pb2.ModelInferRequest(model_name="stanet")
+    request = service_pb2.ModelInferRequest(model_name=MODEL_NAME)
     tensor = request.inputs.add(name="clip", datatype="UINT8")
     tensor.shape.extend([1, *CLIP])
     request.raw_input_contents.append(np.random.default_rng(0).integers(0, 256, int(np.prod(CLIP)), np.uint8).tobytes())
@@ -245,8 +241,8 @@ def test_i8_mutated_requests_and_garbage_bytes_never_break_the_server(server):
 @pytest.mark.parametrize("model, version, status, pattern", [
     ("../stanet", "", "NOT_FOUND", r"unknown model: '../stanet'"),
     ("stanet/../stanet", "", "NOT_FOUND", r"unknown model: 'stanet/../stanet'"),
-    ("stanet", "../1", "INVALID_ARGUMENT", r"version string '../1'.*version should be an integral value > 0"),
-    ("stanet", "-1", "INVALID_ARGUMENT", r"version should be an integral value > 0"),
+    (MODEL_NAME, "../1", "INVALID_ARGUMENT", r"version string '../1'.*version should be an integral value > 0"),
+    (MODEL_NAME, "-1", "INVALID_ARGUMENT", r"version should be an integral value > 0"),
 ])
 def test_i9_path_like_model_names_and_versions_are_refused(server, model, version, status, pattern):
     refused(server, status, pattern, model=model, model_version=version)
@@ -338,8 +334,8 @@ def test_f2_a_hung_model_call_is_ended_by_its_time_budget(server):
 def _broken(tmp_path: Path, served_repository: Path, name: str, change) -> Path:
     repo = tmp_path / name
     shutil.copytree(served_repository, repo)
-    version = repo / "stanet" / "1"
-    change(repo / "stanet")
+    version = repo / MODEL_NAME / "1"
+    change(repo / MODEL_NAME)
     _sign(version)  # a consistent (signed-off) broken export
     return repo
 
@@ -351,12 +347,12 @@ def test_f4_a_model_that_fails_to_load_stops_startup_with_its_reason(served_repo
         (model / "1" / "model.py").write_text((model / "1" / "model.py").read_text() + "\ndef broken(:\n")
 
     def wrong_dims(model):
-        text = (model / "config.pbtxt").read_text()
-        (model / "config.pbtxt").write_text(text.replace("dims: [ 16, 32, 32, 3 ]", "dims: [ 8, 32, 32, 3 ]"))
+        text = (model / CONFIG_FILE).read_text()
+        (model / CONFIG_FILE).write_text(text.replace("dims: [ 16, 32, 32, 3 ]", "dims: [ 8, 32, 32, 3 ]"))
 
     def bad_parameter(model):
-        text = (model / "config.pbtxt").read_text()
-        (model / "config.pbtxt").write_text(text.replace(f'key: "{TIME_BUDGET_PARAMETER}" value: {{ string_value: '
+        text = (model / CONFIG_FILE).read_text()
+        (model / CONFIG_FILE).write_text(text.replace(f'key: "{TIME_BUDGET_PARAMETER}" value: {{ string_value: '
                                                          f'"30000" }}', f'key: "{TIME_BUDGET_PARAMETER}" value: '
                                                          f'{{ string_value: "soon" }}'))
 
@@ -450,7 +446,7 @@ def test_f1_a_crashed_stub_is_reported_and_triton_restarted(served_repository):
 
 def test_f1b_a_crashed_tritonserver_is_restarted(served_repository):
     """The embedded tritonserver 2.51 itself segfaults when a cancellation races with a response (upstream
-    triton-inference-server/server#7368; `python -m serving.cancel_race`); `stanet serve` restarts it instead
+    triton-inference-server/server#7368; `python -m serving.tools.cancel_race`); `stanet serve` restarts it instead
     of exiting. SIGKILL stands in for the crash."""
     text = _crash_and_restart(served_repository, lambda url, triton_pid: os.kill(triton_pid, signal.SIGKILL))
     assert "tritonserver exited on its own with code -9" in text, text
@@ -458,11 +454,11 @@ def test_f1b_a_crashed_tritonserver_is_restarted(served_repository):
 
 
 def test_cancel_race_control_load_leaves_the_server_serving(server):
-    """`python -m serving.cancel_race --url` (the check for a deployed Triton's cancellation fix, upstream
+    """`python -m serving.tools.cancel_race --url` (the check for a deployed Triton's cancellation fix, upstream
     triton-inference-server/server#7368) against the running server: its control load (deadlines nobody
     reaches) is answered OK throughout and the tool reports that the server survived. The racing load itself
     kills this 2.51 at random (docs/benchmark.md), so it is not run here."""
-    result = subprocess.run([sys.executable, "-m", "serving.cancel_race", "--url", server.options.grpc_url,
+    result = subprocess.run([sys.executable, "-m", "serving.tools.cancel_race", "--url", server.options.grpc_url,
                              "--control", "--seconds", "3", "--workers", "2"],
                             cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -471,9 +467,9 @@ def test_cancel_race_control_load_leaves_the_server_serving(server):
 
 
 @pytest.mark.parametrize("module, arguments, message", [
-    ("serving.cancel_race", ["--url", "127.0.0.1:1", "--workers", "0"],
+    ("serving.tools.cancel_race", ["--url", "127.0.0.1:1", "--workers", "0"],
      "--workers 0 / --seconds 180: expected at least 1 worker and a positive duration"),
-    ("serving.soak", ["--repository", "models", "--loads", "valid,bogus"],
+    ("serving.tools.soak", ["--repository", "models", "--loads", "valid,bogus"],
      "--loads 'valid,bogus': unknown bogus; expected a comma-separated subset of "
      "valid,invalid,deadline,cancel,killed"),
 ])
@@ -488,40 +484,18 @@ def test_reliability_tools_name_a_bad_argument(module, arguments, message):
 def test_s1_models_cannot_be_loaded_or_unloaded(server):
     headers = {f"triton-grpc-protocol-{ADMIN_HEADER_KEY}": ADMIN_TOKEN}
     with grpcclient.InferenceServerClient(server.options.grpc_url) as client:
-        for call in (lambda h: client.load_model("stanet", headers=h), lambda h: client.unload_model("stanet", headers=h)):
+        for call in (lambda h: client.load_model(MODEL_NAME, headers=h), lambda h: client.unload_model(MODEL_NAME, headers=h)):
             with pytest.raises(InferenceServerException, match="This protocol is restricted"):
                 call(None)  # without the admin header
             with pytest.raises(InferenceServerException) as caught:
                 call(headers)  # with it: refused by --model-control-mode=none
             MESSAGES.append(caught.value.message())
             assert "not allowed" in caught.value.message() or "explicit" in caught.value.message()
-        assert client.is_model_ready("stanet", client_timeout=10)
-
-
-def _listening_ports(pid: int) -> set[tuple[str, int]]:
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
-                address, port = fields[1].split(":")
-                # the kernel writes each 32-bit word of the address in host (little-endian) order
-                raw = b"".join(bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, len(address), 8))
-                host = socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
-                found.add((host.removeprefix("::ffff:"), int(port, 16)))
-    return found
+        assert client.is_model_ready(MODEL_NAME, client_timeout=10)
 
 
 def test_s4_triton_listens_on_loopback_only_and_http_is_off(server):
-    ports = _listening_ports(server.pid)
+    ports = listening_ports(server.pid)
     assert ports == {("127.0.0.1", server.options.grpc_port), ("127.0.0.1", server.options.metrics_port)}, ports
 
 
@@ -612,7 +586,7 @@ def test_s7_a_changed_artifact_stops_serve_before_triton_starts(served_repositor
 
     repo = tmp_path / "models"
     shutil.copytree(served_repository, repo)
-    with open(repo / "stanet" / "1" / "model.onnx", "ab") as handle:
+    with open(repo / MODEL_NAME / "1" / ONNX_FILE, "ab") as handle:
         handle.write(b"\0")
     assert serve_main(["--repository", str(repo), "--grpc-port", str(free_port()),
                        "--metrics-port", str(free_port())]) == 2

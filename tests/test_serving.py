@@ -28,13 +28,13 @@ from serving.errors import ServerUnavailableError, ServingError
 from serving.infer_cli import main as infer_main
 from serving.results import parse_classification
 from serving.server import ServerOptions, TritonServer
-from stanet.constants import INPUT_CLIP, OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION, OUTPUT_TEMPORAL_ATTENTION
+from stanet.constants import (INPUT_CLIP, MODEL_NAME, ONNX_FILE, OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION,
+                              OUTPUT_TEMPORAL_ATTENTION)
 from stanet.dataset_format import load_dataset
 from stanet.video import write_video
 from helpers import free_port, metric_sum
 
 pytestmark = pytest.mark.slow
-MODEL = "stanet"
 MAX_BATCH = 4  # the served_repository fixture's max_batch_size
 OUTPUTS = (OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION, OUTPUT_TEMPORAL_ATTENTION)
 PROJECT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def server(repository):
 @pytest.fixture(scope="module")
 def session(repository) -> ort.InferenceSession:
     """The same model.onnx, run in this process."""
-    return ort.InferenceSession(str(repository / MODEL / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(repository / MODEL_NAME / "1" / ONNX_FILE), providers=["CPUExecutionProvider"])
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def held_out(easy_dataset):
 
 
 def client_for(server, **kwargs) -> StanetClient:
-    return StanetClient(server.options.grpc_url, **{"model": MODEL, **kwargs})
+    return StanetClient(server.options.grpc_url, **{"model": MODEL_NAME, **kwargs})
 
 
 def raw_infer(server, batch: np.ndarray, *, top_k: int | None = None):
@@ -77,7 +77,7 @@ def raw_infer(server, batch: np.ndarray, *, top_k: int | None = None):
         clip.set_data_from_numpy(batch)
         outputs = [grpcclient.InferRequestedOutput(name, class_count=top_k if name == OUTPUT_PROBABILITIES and top_k
                                                    else 0) for name in OUTPUTS]
-        return client.infer(MODEL, [clip], outputs=outputs, client_timeout=30)
+        return client.infer(MODEL_NAME, [clip], outputs=outputs, client_timeout=30)
 
 
 def clips_from(server, videos) -> np.ndarray:
@@ -169,7 +169,7 @@ def test_metrics_count_requests_and_show_latency_quantiles(server, held_out):
     with client_for(server) as client:
         for _ in range(5):
             client.infer_clips(batch, top_k=1)
-    labels = {"model": MODEL, "version": "1"}
+    labels = {"model": MODEL_NAME, "version": "1"}
     # Triton records a request's statistics as it releases the request, just after the response is sent.
     deadline = time.monotonic() + 10
     while True:
@@ -193,8 +193,8 @@ def test_liveness_and_readiness(server):
     with grpcclient.InferenceServerClient(server.options.grpc_url) as client:
         assert client.is_server_live(client_timeout=10)
         assert client.is_server_ready(client_timeout=10)
-        assert client.is_model_ready(MODEL, client_timeout=10)
-        assert client.is_model_ready(MODEL, "1", client_timeout=10)
+        assert client.is_model_ready(MODEL_NAME, client_timeout=10)
+        assert client.is_model_ready(MODEL_NAME, "1", client_timeout=10)
         assert not client.is_model_ready("no_such_model", client_timeout=10)
     with client_for(server) as client:
         assert client.is_ready()
@@ -202,7 +202,7 @@ def test_liveness_and_readiness(server):
     assert (model.clip_length, model.height, model.width, model.max_batch_size) == (16, 32, 32, MAX_BATCH)
 
 
-def _request(shape, dtype="UINT8", name=INPUT_CLIP, model=MODEL, version=""):
+def _request(shape, dtype="UINT8", name=INPUT_CLIP, model=MODEL_NAME, version=""):
     def send(url: str):
         data = np.zeros(shape, dtype=np.uint8 if dtype == "UINT8" else np.float32)
         tensor = grpcclient.InferInput(name, list(shape), dtype)
@@ -254,7 +254,7 @@ def test_admin_protocols_are_restricted_and_inference_is_not(server):
                      lambda: client.register_system_shared_memory("region", "/stanet_test", 64)):
             with pytest.raises(InferenceServerException, match="This protocol is restricted"):
                 call()
-        assert client.get_model_metadata(MODEL).name == MODEL
+        assert client.get_model_metadata(MODEL_NAME).name == MODEL_NAME
 
 
 def _bad_files(tmp: Path, short_video: Path) -> dict[str, Path]:
@@ -425,11 +425,11 @@ def test_load_generator_closed_and_open_loop(server, held_out):
 
     clips = clips_from(server, held_out[0][:4])
     metrics = ClientMetrics()
-    closed = closed_loop(server.options.grpc_url, MODEL, clips, concurrency=2, duration_s=1.0, metrics=metrics)
-    opened = open_loop(server.options.grpc_url, MODEL, clips, rate_per_s=20, duration_s=1.0, metrics=metrics)
+    closed = closed_loop(server.options.grpc_url, MODEL_NAME, clips, concurrency=2, duration_s=1.0, metrics=metrics)
+    opened = open_loop(server.options.grpc_url, MODEL_NAME, clips, rate_per_s=20, duration_s=1.0, metrics=metrics)
     assert closed.codes["OK"] == closed.requests > 0 and len(closed.latencies_s) == closed.requests
     assert opened.codes == {"OK": 20} and len(opened.latencies_s) == 20
-    observed = metrics.registry.get_sample_value("stanet_client_request_duration_seconds_count", {"model": MODEL})
+    observed = metrics.registry.get_sample_value("stanet_client_request_duration_seconds_count", {"model": MODEL_NAME})
     assert observed == closed.requests + 20
 
 
@@ -440,14 +440,14 @@ def test_bench_measures_any_running_triton_by_url(server, easy_dataset, tmp_path
 
     output = tmp_path / "remote"
     assert bench_main(["--url", server.options.grpc_url, "--metrics-url", server.options.metrics_url,
-                       "--data", str(easy_dataset), "--output", str(output), "--models", MODEL,
+                       "--data", str(easy_dataset), "--output", str(output), "--models", MODEL_NAME,
                        "--batches", f"1,2,{MAX_BATCH + 1}", "--concurrency", "1,2", "--seconds", "0.5"]) == 0
     report = json.loads((output / "report.json").read_text())
-    points = report["models"][MODEL]["points"]
+    points = report["models"][MODEL_NAME]["points"]
     assert [(p["batch"], p["concurrency"]) for p in points] == [(1, 1), (1, 2), (2, 1), (2, 2)]
     for point in points:
         assert set(point["codes"]) == {"OK"} and point["clips_per_s"] > 0 and point["p99_ms"] >= point["p50_ms"]
         assert point["server_cpu_cores"] is None  # a server elsewhere: its CPU is not ours to read
         assert point["compute_infer_ms"] > 0  # the server-side split, from the metrics page
-    assert report["models"][MODEL]["clip_shape"] == [16, 32, 32]
+    assert report["models"][MODEL_NAME]["clip_shape"] == [16, 32, 32]
     assert (output / "latency_vs_throughput.png").stat().st_size > 0

@@ -1,11 +1,13 @@
 """The serving side's plain functions, without a server: classification parsing, repository checks, the
-locked-down Triton command line, locating the Triton environment, rendering, and the no-torch rule."""
+locked-down Triton command line, the restart policy, locating the Triton environment, rendering, and the
+no-torch rule."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,10 +16,11 @@ from PIL import Image
 from serving.errors import ServingError
 from serving.infer_cli import _overlay_dirs
 from serving.render import render_frames, write_overlays
-from serving.repository_check import check_repository
+from serving.repository_check import RepositoryModel, check_repository
 from serving.results import ClipPrediction, LabelScore, VideoPrediction, parse_classification
-from serving.server import ServerOptions, triton_command
+from serving.server import MAX_RESTARTS, Outcome, ServerOptions, Supervisor, triton_command
 from serving.triton_env import TritonInstall, find_triton
+from stanet.constants import CONFIG_FILE, MODEL_NAME
 from stanet.integrity import MANIFEST_FILE, manifest_text
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -41,7 +44,7 @@ def test_a_malformed_classification_entry_is_named(entry):
 def _model(repo: Path, name: str, header: str, versions=(1,), files=("model.py",)) -> None:
     folder = repo / name
     folder.mkdir(parents=True)
-    (folder / "config.pbtxt").write_text(f'name: "{name}"\n{header}\nmax_batch_size: 4\n')
+    (folder / CONFIG_FILE).write_text(f'name: "{name}"\n{header}\nmax_batch_size: 4\n')
     for version in versions:
         (folder / str(version)).mkdir()
         for file in files:
@@ -84,7 +87,7 @@ def test_repository_check_names_every_problem(tmp_path):
     assert "no_version: no version folder" in message
     assert "no_model_py: version(s) [1] lack model.py" in message
     (tmp_path / "broken").mkdir()
-    (tmp_path / "broken" / "config.pbtxt").write_text("name: {{{")
+    (tmp_path / "broken" / CONFIG_FILE).write_text("name: {{{")
     with pytest.raises(ServingError, match="broken/config.pbtxt is not a readable Triton model config"):
         check_repository(tmp_path)
 
@@ -137,6 +140,77 @@ def test_triton_runs_locked_down_on_loopback(tmp_path):
     assert {"shared-memory", "model-repository"} <= set(groups.split(","))
     assert header == "stanet-admin=secret-token"
     assert not any(f.startswith("--http-address") for f in command)
+
+
+class _FakeTriton:
+    """Stands in for TritonServer under the Supervisor: watch() returns `events` in turn, start() raises
+    `start_error` once it is given."""
+
+    def __init__(self, events, start_error: ServingError | None = None):
+        self.options = ServerOptions(repository=Path("repo"), exit_timeout_s=7)
+        self.events, self.start_error = list(events), start_error
+        self.models = [RepositoryModel(MODEL_NAME, "python", (1,))]
+        self.process = SimpleNamespace(returncode=-11, wait=lambda: 0)
+        self.pid, self.log_path, self.starts, self.terminated = 4321, Path("triton.log"), 0, 0
+
+    def start(self):
+        if self.start_error is not None:
+            raise self.start_error
+        self.starts += 1
+
+    def wait_until_ready(self, timeout_s):
+        pass
+
+    def watch(self, stop):
+        return self.events.pop(0)
+
+    def stop(self, keep_workdir=False):
+        pass
+
+    def terminate(self):
+        self.terminated += 1
+
+    def errors(self):
+        return []
+
+    def log_tail(self):
+        return "Signal (11) received"
+
+
+def _supervise(server: _FakeTriton) -> tuple[Outcome, list[tuple[str, bool]]]:
+    said = []
+    outcome = Supervisor(server, lambda message, problem=False: said.append((message, problem))).run()
+    return outcome, said
+
+
+def test_the_supervisor_restarts_a_crashed_or_unhealthy_triton_then_stops_on_request():
+    server = _FakeTriton(["exited", "unhealthy", "stopped"])
+    outcome, said = _supervise(server)
+    assert outcome == Outcome.STOPPED and server.starts == 3
+    assert ("tritonserver exited on its own with code -11; the end of its log:\nSignal (11) received", True) in said
+    assert ("Triton exited; restarting it (1 of at most 5 in 10 minutes)", False) in said
+    assert ("Triton is not ready (a python-backend stub process died); restarting it (2 of at most 5 in 10 "
+            "minutes)", False) in said
+    assert said[-2:] == [("ready again (pid 4321, log triton.log)", False), ("stopped (Triton exit code 0)", False)]
+
+
+def test_the_supervisor_gives_up_after_max_restarts_in_the_window():
+    server = _FakeTriton(["unhealthy"] * (MAX_RESTARTS + 1))
+    outcome, said = _supervise(server)
+    assert outcome == Outcome.FAILED and server.starts == 1 + MAX_RESTARTS
+    message, problem = said[-1]
+    assert problem and message.startswith("error: Triton failed again (a python-backend stub process died)")
+    assert message.endswith(f"restarted {MAX_RESTARTS} times in 10 minutes: giving up (log triton.log)")
+
+
+def test_the_supervisor_reports_bad_input_and_a_stop_request_once():
+    outcome, said = _supervise(_FakeTriton([], start_error=ServingError("no model")))
+    assert outcome == Outcome.BAD_INPUT and said == [("error: no model", True)]
+    server, said = _FakeTriton([]), []
+    supervisor = Supervisor(server, lambda message, problem=False: said.append(message))
+    supervisor.request_stop("SIGTERM")
+    supervisor.request_stop("SIGINT")
+    assert said == ["SIGTERM: finishing in-flight requests (at most 7 s)..."] and server.terminated == 2
 
 
 def test_triton_environment_finds_its_libraries_and_hides_the_clients_packages(tmp_path):
@@ -206,7 +280,8 @@ def test_overlay_folders_are_named_by_video_and_never_collide(tmp_path):
 
 def test_the_serving_side_never_imports_torch():
     code = ("import sys; import serving.client, serving.infer_cli, serving.serve_cli, serving.server, "
-            "serving.render, serving.triton_env, serving.repository_check; "
+            "serving.render, serving.triton_env, serving.repository_check, serving.procfs, serving.tools.soak, "
+            "serving.tools.cancel_race; "
             "from serving.infer_cli import parse_args; parse_args(['x.mp4']); "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'training', 'export')); "
             "assert not bad, bad")

@@ -1,4 +1,4 @@
-"""`python -m serving.cancel_race`: does a Triton survive gRPC cancellations that race with its responses?
+"""`python -m serving.tools.cancel_race`: does a Triton survive gRPC cancellations that race with its responses?
 
 The embedded Triton 2.51 (nvidia-pytriton 0.7.0, the newest wheel) dies of SIGSEGV (`pthread_mutex_lock` in a
 gRPC handler thread) when a request's cancellation reaches the server as its response completes:
@@ -29,7 +29,7 @@ from tritonclient.utils import InferenceServerException
 
 from serving.errors import status_code
 from serving.server import ServerOptions, TritonServer
-from stanet.constants import INPUT_CLIP
+from stanet.constants import INPUT_CLIP, MODEL_NAME
 
 LIVENESS_FAILURES = 3  # --url: consecutive failed liveness checks that mean the server is gone
 CONTROL_DEADLINE_S = 30.0
@@ -117,11 +117,11 @@ def _url_liveness(url: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.cancel_race", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m serving.tools.cancel_race", description=__doc__.splitlines()[0])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--repository", type=Path, help="start the embedded Triton on this model repository")
     where.add_argument("--url", help="HOST:PORT of a running Triton's gRPC endpoint")
-    parser.add_argument("--model", default="stanet")
+    parser.add_argument("--model", default=MODEL_NAME)
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--control", action="store_true", help="the same load with deadlines nobody reaches")

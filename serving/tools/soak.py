@@ -1,4 +1,4 @@
-"""`make soak` (python -m serving.soak): the embedded Triton under a mixed load for a while (default 10
+"""`make soak` (python -m serving.tools.soak): the embedded Triton under a mixed load for a while (default 10
 minutes), then checked: no restart, no unexpected status code, exactly one outcome per request, no request
 left pending, resident memory growth after warm-up under a budget, and the server still answering.
 
@@ -6,7 +6,7 @@ Workers (docs: reliability.md §5 rows O5-O7): valid clips (OK, or UNAVAILABLE w
 malformed clips (INVALID_ARGUMENT), deadlines too short to meet (DEADLINE_EXCEEDED or OK), requests cancelled
 right after sending (CANCELLED or OK), and client processes killed mid-request by SIGKILL. `--loads` picks a
 subset: the embedded Triton 2.51 dies at random when a cancellation races with a response (upstream bug,
-triton-inference-server/server#7368, reproduced by `python -m serving.cancel_race`; docs/benchmark.md), so
+triton-inference-server/server#7368, reproduced by `python -m serving.tools.cancel_race`; docs/benchmark.md), so
 `make soak` measures memory over the loads that cancel nothing.
 """
 
@@ -30,7 +30,7 @@ from tritonclient.utils import InferenceServerException
 from serving.procfs import memory_mb
 from serving.errors import status_code
 from serving.server import ServerOptions, TritonServer
-from stanet.constants import INPUT_CLIP
+from stanet.constants import INPUT_CLIP, MODEL_NAME
 
 EXPECTED = {"valid": {"OK", "UNAVAILABLE"}, "invalid": {"INVALID_ARGUMENT"},
             "deadline": {"DEADLINE_EXCEEDED", "OK"}, "cancel": {"CANCELLED", "OK"}}
@@ -118,9 +118,9 @@ def _metric(url: str, name: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.soak", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m serving.tools.soak", description=__doc__.splitlines()[0])
     parser.add_argument("--repository", type=Path, required=True)
-    parser.add_argument("--model", default="stanet")
+    parser.add_argument("--model", default=MODEL_NAME)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=30.0, metavar="SECONDS")
     parser.add_argument("--loads", default=",".join(LOADS),
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not loads:
         parser.error(f"--loads {args.loads!r}: unknown {', '.join(unknown) or 'nothing given'}; "
                      f"expected a comma-separated subset of {','.join(LOADS)}")
-    project = Path(__file__).resolve().parents[1]
+    project = Path(__file__).resolve().parents[2]  # serving/tools/soak.py
     options = ServerOptions(repository=args.repository, grpc_port=18601, metrics_port=18602, exit_timeout_s=10)
     log_path = args.output.parent / "triton.log" if args.output else None  # kept: a failed soak's evidence
     with TritonServer(options, log_path=log_path) as server:
