@@ -1,5 +1,5 @@
-"""Reliability and security against the real embedded Triton (docs: ../shared/docs/reliability.md §5, rows
-I, O, F and S). One server holds the normal model and variants with injected faults (the backend's
+"""Reliability and security against the real embedded Triton (docs/reliability.md, "Failure modes and their
+tests", rows I, O, F and S). One server holds the normal model and variants with injected faults (the backend's
 `fault_injection` parameter, which exports never write). After every test on it: live and ready, a good
 request succeeds and no request is left pending."""
 

@@ -88,7 +88,8 @@ class RunConfig:
 
 
 # Named starting points. "synthetic" is the reference preset of docs/benchmark.md; "paper" is the recipe of
-# docs/paper.md §3 on ResNet-50 features (lambdas converted to the mean-normalized terms of stanet.losses).
+# docs/paper.md, "Training recipe", on ResNet-50 features (lambdas converted to the mean-normalized terms of
+# stanet.losses: docs/paper.md, "Loss and regularizers").
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "synthetic": {
         "model": {"clip_length": 16, "height": 32, "width": 32, "backbone": "compact", "backbone_width": 32,
@@ -97,8 +98,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "lr_patience": 4,
                   # Late regularizers: the plain objective first finds the actor (pointing right, mask loose);
                   # from epoch 11 the mask-area and total-variation terms ramp in over 3 epochs and tighten it.
-                  # Switched on from the start, every weighting tried pushed the mask off the actor
-                  # (docs/benchmark.md, runs 3-10).
+                  # Switched on from the start they push the mask off the actor before it has found it
+                  # (docs/benchmark.md, "How the reference got here").
                   "regularizer_start_epoch": 11, "regularizer_warmup_epochs": 3,
                   "loss": {"total_variation": 0.05, "contrast": 0.0, "unimodality": 0.0, "mask_area": 0.1,
                            "temporal_entropy": 0.0}},
