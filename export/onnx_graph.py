@@ -24,14 +24,15 @@ from stanet.model.preprocess import normalize_clip
 from stanet.model.recognizer import probabilities
 
 # The exporter is pinned, not left to torch's default (which became dynamo=True in 2.9): the TorchScript
-# exporter unrolls the ConvLSTM loop, exports in about a tenth of the dynamo exporter's time, gives the same
-# onnxruntime parity (docs/perf-feasibility.md §4) and needs no onnxscript. It stops at opset 17, which
-# onnxruntime and TensorRT 10 (opset 9-24) both read.
+# exporter unrolls the ConvLSTM loop, exports faster than the dynamo exporter with the same onnxruntime parity
+# and needs no onnxscript. It stops at opset 17, which onnxruntime and TensorRT 10 (opset 9-24) both read
+# (docs/serving.md, "Exporter and opset"; measurements: docs/benchmark.md, "Export and runtime measurements").
 EXPORTER = "torch.onnx.export(dynamo=False) (TorchScript)"  # as every export report names it
 OPSET_VERSION = 17
 # Batch 2, not 1, for the example input: a batch of 1 lets the tracer fold the batch axis into constants.
 EXAMPLE_BATCH = 2
-# Recurrent control flow TensorRT rejects or handles poorly (docs/serving.md §4): the graph must be unrolled.
+# Recurrent control flow TensorRT rejects or handles poorly (docs/serving.md, "Unrolling the ConvLSTM"): the
+# graph must be unrolled.
 CONTROL_FLOW_OPS = frozenset({"Loop", "Scan", "If"})
 
 ONNX_DTYPES = {"uint8": onnx.TensorProto.UINT8, "float32": onnx.TensorProto.FLOAT}

@@ -17,7 +17,8 @@ from export.onnx_graph import ServingModule, serving_module
 from stanet.constants import OUTPUT_PROBABILITIES
 from stanet.model import AttentionRecognizer
 
-# docs/perf-feasibility.md §3 measured at most 2.8e-5 (temporal weights) between onnxruntime and PyTorch.
+# onnxruntime and PyTorch differ by at most 2.8e-5 (temporal weights) on this model: docs/benchmark.md,
+# "Export and runtime measurements".
 PARITY_ATOL = 1e-4
 # Attention maps are compared by correlation where precision changes (int8, FP16); a map that is nearly flat
 # (an untrained mask, near-uniform temporal weights) has no pattern and its correlation is noise, so such a

@@ -2,9 +2,9 @@
 that the int8 graph must pass against the FP32 graph before it is written.
 
 Only Conv is quantized (activations QUInt8, weights QInt8 per channel). The attention MatMul/Gemm layers stay
-FP32: quantizing them barely moves the logits but moves the softmax temporal weights by up to 0.5, and costs
-the same time (docs/perf-feasibility.md §3). Dynamic quantization (ConvInteger) is never used: it made this
-model 6-8x slower.
+FP32: quantizing them barely moves the logits but moves the softmax temporal weights by up to 0.5, and saves
+no time. Dynamic quantization (ConvInteger) is never used: it makes this model 6-8x slower than FP32
+(docs/benchmark.md, "Export and runtime measurements").
 """
 
 from __future__ import annotations

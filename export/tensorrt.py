@@ -1,6 +1,6 @@
 """TensorRT: a static check that runs anywhere, and an FP16 engine builder + parity check that run only where
 CUDA and the `tensorrt` package are present (engines are GPU- and TensorRT-version-specific, so they are built
-on the serving GPU: DESIGN.md "Export").
+on the serving GPU: docs/serving.md, "TensorRT").
 
 The static check answers "will TensorRT's ONNX parser take this graph?" without a GPU: every node's op type
 must be in the operator support matrix of the pinned TensorRT release, and every non-batch dimension of the
@@ -47,8 +47,8 @@ TENSORRT_SUPPORTED_OPS = frozenset("""
     Trilu Unsqueeze Upsample Where Xor
 """.split())
 
-# The engine's agreement with onnxruntime FP32 (docs/serving.md §4: FP16 is compared by top-k and attention
-# correlation, not elementwise).
+# The engine's agreement with onnxruntime FP32 (docs/serving.md, "Comparing precisions": FP16 is compared by
+# top-k and attention correlation, not elementwise).
 MIN_ATTENTION_CORRELATION = 0.99
 
 

@@ -1,5 +1,6 @@
 """config.pbtxt for each target, generated from the serving signature (stanet.constants + the checkpoint's
-ModelConfig): tensor names, types and dims are never typed twice. Facts behind each field: docs/serving.md §1.
+ModelConfig): tensor names, types and dims are never typed twice. Facts behind each field: docs/serving.md,
+"Model configuration".
 """
 
 from __future__ import annotations
@@ -33,16 +34,13 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 # than the timeout is rejected rather than answered late.
 QUEUE_SIZE_PER_BATCH = 4  # max_queue_size = 4 x max_batch_size
 QUEUE_TIMEOUT_MICROSECONDS = 5_000_000
-# A lone request does not wait for company: on this model a 2 ms delay cost 2 ms at batch 1 and bought
-# little throughput (docs/perf-feasibility.md §5).
+# A lone request does not wait for company: every lone request pays the delay, and batching gains little on
+# CPU (docs/benchmark.md, "Choosing the layout").
 MAX_QUEUE_DELAY_MICROSECONDS = 0
 WARMUP_NAME = "zero_clip"
-# Model instances per CPU server (one per GPU). With a single instance, Triton 2.51's dynamic batcher held about
-# 2% of back-to-back requests in its queue for 500 ms (the instance was still being released when the next
-# request arrived): sequential p99 506 ms on the demo model, 750 ms on a ResNet-18 one. Two instances, each
-# with every core (their onnxruntime threads sleep instead of spinning, since together they have more threads
-# than cores): no stall, a lone request computes on all cores (ResNet-18: p50 352 ms against 669 ms with one
-# core per instance) and loaded throughput is that of one instance (docs/benchmark.md, "Choosing the layout").
+# Model instances per CPU server (one per GPU): two, each with every core (their threads sleep instead of
+# spinning), because one instance lets Triton 2.51's dynamic batcher stall requests and one core per instance
+# slows a lone request (docs/benchmark.md, "Choosing the layout").
 CPU_INSTANCES = 2
 # Where Triton's onnxruntime backend keeps the engines its TensorRT accelerator builds (inside the server's
 # container), so a restart or a second instance does not rebuild them.

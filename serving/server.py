@@ -1,5 +1,5 @@
 """The embedded Triton Inference Server as a child process: the real `tritonserver` binary from the
-nvidia-pytriton wheel, CPU only, python backend, locked down (docs/serving.md, docs/reliability.md §3):
+nvidia-pytriton wheel, CPU only, python backend, locked down (docs/serving.md, "The embedded Triton 2.51"):
 
 - gRPC and metrics bound to one address (127.0.0.1 by default; metrics would otherwise follow the HTTP
   address, 0.0.0.0), HTTP off;

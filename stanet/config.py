@@ -25,7 +25,7 @@ class ModelConfig:
         backbone_width: base channel width of the compact trunk (its feature maps have 2x this).
         freeze_backbone: keep the trunk's weights (and BatchNorm statistics) fixed.
         spatial_attention: learn the per-frame mask M; off = the "no spatial attention" ablation (M = 1).
-        temporal_attention: "recurrent" (DESIGN.md: attention-pooled input Y_s at every ConvLSTM step, scores
+        temporal_attention: "recurrent" (docs/model.md: attention-pooled input Y_s at every ConvLSTM step, scores
             v.tanh(Wx GAP(X~_t) + Wh GAP(H_{s-1}) + b)), "convlstm_first" (the paper's alternative: ConvLSTM
             over the frames in order, then softmax attention over GAP(H_t)), or "none" (uniform weights).
         projection_channels: optional 1x1 conv C -> P before the ConvLSTM (0 = none); the ConvLSTM gates conv

@@ -1,7 +1,8 @@
-"""Reliability and security against the real embedded Triton (docs: ../shared/docs/reliability.md §5, rows
-I, O, F and S). One server holds the normal model and variants with injected faults (tests/fault_model.py
-wraps the production model.py in their version folders; the `fault_injection` config parameter picks the
-fault). After every test on it: live and ready, a good request succeeds and no request is left pending."""
+"""Reliability and security against the real embedded Triton (docs/reliability.md, "Failure modes and their
+tests", rows I, O, F and S). One server holds the normal model and variants with injected faults
+(tests/fault_model.py wraps the production model.py in their version folders; the `fault_injection` config
+parameter picks the fault). After every test on it: live and ready, a good request succeeds and no request is
+left pending."""
 
 from __future__ import annotations
 

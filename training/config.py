@@ -89,14 +89,16 @@ class RunConfig:
 
 
 # Named starting points. "synthetic" is the reference preset of docs/benchmark.md; "paper" is the recipe of
-# docs/paper.md §3 on ResNet-50 features (lambdas converted to the mean-normalized terms of training.losses).
+# docs/paper.md, "Training recipe", on ResNet-50 features (lambdas converted to the mean-normalized terms of
+# training.losses: docs/paper.md, "Loss and regularizers").
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "synthetic": {
         "model": {"clip_length": 16, "height": 32, "width": 32, "backbone": "compact", "backbone_width": 32,
                   "hidden_channels": 32, "attention_dim": 32, "channel_dropout": 0.1},
         "train": {"epochs": 24, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "max_minutes": 19.0,
                   "lr_patience": 4,
-                  # Regularizers late, once cross-entropy has found the actor: from the start they push the mask off it.
+                  # Regularizers late, once cross-entropy has found the actor: from the start they push the mask off it
+                  # (docs/benchmark.md, "How the reference got here").
                   "regularizer_start_epoch": 11, "regularizer_warmup_epochs": 3,
                   "loss": {"total_variation": 0.05, "contrast": 0.0, "unimodality": 0.0, "mask_area": 0.1,
                            "temporal_entropy": 0.0}},

@@ -1,4 +1,5 @@
-"""The training objective: cross-entropy plus the paper's attention regularizers (docs/paper.md §2).
+"""The training objective: cross-entropy plus the paper's attention regularizers (docs/paper.md, "Loss and
+regularizers").
 
 Each regularizer is a *mean*, so its weight means the same at any batch size, clip length or map size:
 

@@ -10,7 +10,7 @@ Conventions:
     * Every fraction is returned as a Python float, or None where nothing was there to count, so metric
       dicts serialize to JSON as they are.
 
-Spatial localization, per frame (paper section 5.1):
+Spatial localization, per frame (docs/paper.md, "Evaluation protocols"):
 
     mask (h, w) --min-max--> [0, 1] --bilinear--> (H, W) --(>= 200/255)--> binary
         --8-connected components--> largest bounding rectangle (w * h) --> box --IoU vs GT--> hit at alpha
@@ -28,8 +28,8 @@ from stanet.overlay import upsample_mask
 Box = tuple[float, float, float, float]
 
 PAPER_MASK_THRESHOLD = 200.0 / 255.0  # the paper's cv2.threshold(200) on the uint8 heatmap
-SPATIAL_ALPHAS = (0.05, 0.1, 0.2, 0.3)  # Table C
-TEMPORAL_ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5)  # Table D
+SPATIAL_ALPHAS = (0.05, 0.1, 0.2, 0.3)  # the paper's UCF101-24 table
+TEMPORAL_ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5)  # the paper's THUMOS14 table
 PAPER_TEMPORAL_THRESHOLD_RATIO = 1.15  # 0.023 at T = 50, against the uniform 1/50 = 0.02
 
 
@@ -156,7 +156,7 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
 def mask_to_box(
     mask: np.ndarray, frame_hw: tuple[int, int], threshold: float = PAPER_MASK_THRESHOLD
 ) -> Box | None:
-    """The paper's predicted box for one frame (section 5.1).
+    """The paper's predicted box for one frame (docs/paper.md, "Evaluation protocols").
 
     Steps: min-max normalize the mask within the frame; upsample it bilinearly to the frame size with
     `stanet.overlay.upsample_mask` (Pillow, float32, pixel-centre alignment like cv2.resize; the paper's uint8
@@ -299,7 +299,7 @@ def temporal_localization_paper(
     alphas: Sequence[float] = TEMPORAL_ALPHAS,
     threshold_ratio: float = PAPER_TEMPORAL_THRESHOLD_RATIO,
 ) -> dict[str, float | None]:
-    """The paper's THUMOS14 hit rate (section 5.2), per alpha.
+    """The paper's THUMOS14 hit rate (docs/paper.md, "Evaluation protocols"), per alpha.
 
     Frames with weight > threshold_ratio / T are "selected"; ratio = |selected & inside| / |inside| (a
     recall, which the paper calls IOU); a clip is a hit when it is correctly classified and ratio > alpha.

@@ -2,7 +2,7 @@
 minutes), then checked: no restart, no unexpected status code, exactly one outcome per request, no request
 left pending, resident memory growth after warm-up under a budget, and the server still answering.
 
-Workers (docs: reliability.md §5 rows O5-O7): valid clips (OK, or UNAVAILABLE when the queue is full),
+Workers (docs/reliability.md, rows O5-O7): valid clips (OK, or UNAVAILABLE when the queue is full),
 malformed clips (INVALID_ARGUMENT), deadlines too short to meet (DEADLINE_EXCEEDED or OK), requests cancelled
 right after sending (CANCELLED or OK), and client processes killed mid-request by SIGKILL. `--loads` picks a
 subset: the embedded Triton 2.51 dies at random when a cancellation races with a response (upstream bug,

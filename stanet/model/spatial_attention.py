@@ -8,7 +8,7 @@ from torch import nn
 
 class SpatialAttention(nn.Module):
     """Three 3x3 convs C -> C/2 -> C/4 -> 1 (BN + ReLU between), then a sigmoid: one mask per frame,
-    shared over channels (paper §1.2)."""
+    shared over channels (docs/paper.md, "Spatial attention")."""
 
     def __init__(self, channels: int):
         super().__init__()

@@ -19,7 +19,8 @@ class RecurrentTemporalAttention(nn.Module):
         H_s, C_s = ConvLSTMCell(Y_s, H_{s-1}, C_{s-1})
 
     with H_0, C_0 from conv stacks on mean_t X~_t. The tanh keeps H_{s-1} from cancelling in the softmax
-    and the scores stay in the autograd graph: the two bugs of the official code (docs/paper.md §1.3).
+    and the scores stay in the autograd graph: the two bugs of the official code (docs/paper.md, "Bugs of the
+    official code").
     `attend=False` is the "no temporal attention" ablation: uniform weights, same ConvLSTM.
     """
 
