@@ -10,6 +10,9 @@ C = TypeVar("C")
 
 BACKBONES = ("compact", "resnet18", "resnet50")
 TEMPORAL_MODES = ("recurrent", "convlstm_first", "none")
+MASK_INPUTS = ("frame", "motion")
+MASK_ACTIVATIONS = ("sigmoid", "spatial_softmax")
+MASK_COMBINES = ("multiply", "mean_fill", "residual")
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,12 @@ class ModelConfig:
         backbone_width: base channel width of the compact trunk (its feature maps have 2x this).
         freeze_backbone: keep the trunk's weights (and BatchNorm statistics) fixed.
         spatial_attention: learn the per-frame mask M; off = the "no spatial attention" ablation (M = 1).
+        mask_input: "frame" (the paper: the mask from each frame's features alone) or "motion" (the frame's
+            features and their differences to the neighbouring frames: what tells look-alikes apart).
+        mask_activation: "sigmoid" (the paper) or "spatial_softmax" (exp(z - max z) over each frame's cells).
+        mask_combine: how M meets the features: "multiply" (the paper, X~ = M X), "mean_fill"
+            (X~ = mu + M (X - mu), mu the frame's mean feature: a removed region carries no evidence) or
+            "residual" (X~ = (1 + M) X).
         temporal_attention: "recurrent" (docs/model.md: attention-pooled input Y_s at every ConvLSTM step, scores
             v.tanh(Wx GAP(X~_t) + Wh GAP(H_{s-1}) + b)), "convlstm_first" (the paper's alternative: ConvLSTM
             over the frames in order, then softmax attention over GAP(H_t)), or "none" (uniform weights).
@@ -44,6 +53,9 @@ class ModelConfig:
     backbone_width: int = 32
     freeze_backbone: bool = False
     spatial_attention: bool = True
+    mask_input: str = "frame"
+    mask_activation: str = "sigmoid"
+    mask_combine: str = "multiply"
     temporal_attention: str = "recurrent"
     projection_channels: int = 0
     hidden_channels: int = 64
@@ -61,6 +73,10 @@ class ModelConfig:
             problems.append(f"height and width must be >= 16, got {self.height}x{self.width}")
         if self.backbone not in BACKBONES:
             problems.append(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        for name, allowed in (("mask_input", MASK_INPUTS), ("mask_activation", MASK_ACTIVATIONS),
+                              ("mask_combine", MASK_COMBINES)):
+            if getattr(self, name) not in allowed:
+                problems.append(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.temporal_attention not in TEMPORAL_MODES:
             problems.append(f"temporal_attention must be one of {TEMPORAL_MODES}, got {self.temporal_attention!r}")
         for name in ("backbone_width", "hidden_channels", "attention_dim"):

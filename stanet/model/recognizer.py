@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from stanet.config import ModelConfig
 from stanet.model.backbone import build_backbone
-from stanet.model.spatial_attention import SpatialAttention
+from stanet.model.spatial_attention import SpatialAttention, apply_mask
 from stanet.model.temporal_attention import ConvLSTMFirstAttention, RecurrentTemporalAttention
 
 
@@ -30,7 +30,7 @@ class AttentionRecognizer(nn.Module):
         clip (B, T, 3, H, W) normalized
           |  per-frame trunk
         X (B, T, C, h, w) --> mask net --> M (B, T, 1, h, w) in [0, 1]        "where"
-          |  X~ = M * X  (optional 1x1 projection C -> P)
+          |  X~ = M X, mu + M (X - mu) or (1 + M) X  (optional 1x1 projection C -> P)
         temporal attention + ConvLSTM --> weights (B, S, T)                    "when"
           |  mean_s GAP(H_s)
         Linear --> logits (B, K)
@@ -42,7 +42,10 @@ class AttentionRecognizer(nn.Module):
         self.backbone = build_backbone(config)
         channels = self.backbone.out_channels
         self.channel_dropout = nn.Dropout2d(config.channel_dropout)
-        self.spatial = SpatialAttention(channels) if config.spatial_attention else None
+        self.spatial = None
+        if config.spatial_attention:
+            self.spatial = SpatialAttention(channels, motion=config.mask_input == "motion",
+                                            activation=config.mask_activation)
         self.projection = None
         if config.projection_channels:
             self.projection = nn.Sequential(nn.Conv2d(channels, config.projection_channels, 1, bias=False),
@@ -86,8 +89,8 @@ class AttentionRecognizer(nn.Module):
             features = x.reshape(B, C, T, h, w).permute(0, 2, 1, 3, 4)  # (B, T, C, h, w)
         frames = features.reshape(B * T, C, h, w)  # (B*T, C, h, w)
         if self.spatial is not None:
-            mask = self.spatial(frames)  # (B*T, 1, h, w)
-            frames = frames * mask
+            mask = self.spatial(features).reshape(B * T, 1, h, w)  # (B*T, 1, h, w)
+            frames = apply_mask(frames, mask, self.config.mask_combine)
         else:
             mask = frames.new_ones(B * T, 1, h, w)
         if self.projection is not None:

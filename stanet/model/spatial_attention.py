@@ -1,4 +1,4 @@
-"""The spatial attention mask: where to look in each frame."""
+"""The spatial attention mask: where to look in each frame, and how the mask is applied to the features."""
 
 from __future__ import annotations
 
@@ -7,14 +7,24 @@ from torch import nn
 
 
 class SpatialAttention(nn.Module):
-    """Three 3x3 convs C -> C/2 -> C/4 -> 1 (BN + ReLU between), then a sigmoid: one mask per frame,
-    shared over channels (docs/paper.md, "Spatial attention")."""
+    """Three 3x3 convs C' -> C/2 -> C/4 -> 1 (BN + ReLU between), then an activation: one mask per frame,
+    shared over channels (docs/paper.md, "Spatial attention").
 
-    def __init__(self, channels: int):
+    `motion=True` lets the mask see how the frame changes: its input is the frame's features together with
+    their differences to the previous and the next frame (C' = 3C; the first and last frames repeat
+    themselves). Among objects that look alike only motion tells which one acts, and the paper's mask,
+    computed from each frame alone (C' = C), cannot know.
+
+    `activation`: "sigmoid" (the paper: each cell in [0, 1] on its own) or "spatial_softmax"
+    (exp(z - max z) over the frame's cells: relative, the strongest cell of every frame is 1).
+    """
+
+    def __init__(self, channels: int, *, motion: bool = False, activation: str = "sigmoid"):
         super().__init__()
+        self.motion, self.activation = motion, activation
         mid, low = max(channels // 2, 1), max(channels // 4, 1)
         self.net = nn.Sequential(
-            nn.Conv2d(channels, mid, 3, padding=1, bias=False),
+            nn.Conv2d(3 * channels if motion else channels, mid, 3, padding=1, bias=False),
             nn.BatchNorm2d(mid),
             nn.ReLU(inplace=True),
             nn.Conv2d(mid, low, 3, padding=1, bias=False),
@@ -24,8 +34,41 @@ class SpatialAttention(nn.Module):
         )
         # Start open (sigmoid(2) = 0.88): the classifier sees the frames before the regularizers, which
         # push unneeded mask values down, can close the mask; started at 0.5 it collapses to 0 first.
+        # (A spatial softmax starts open at any bias: equal scores give 1 everywhere.)
         nn.init.constant_(self.net[-1].bias, 2.0)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """(N, C, h, w) frame features -> (N, 1, h, w) mask in [0, 1]."""
-        return torch.sigmoid(self.net(features))
+        """(B, T, C, h, w) frame features -> (B, T, h, w) mask in [0, 1]."""
+        B, T, C, h, w = features.shape
+        x = features
+        if self.motion:
+            previous = torch.cat([features[:, :1], features[:, :-1]], dim=1)  # (B, T, C, h, w), frame t-1
+            following = torch.cat([features[:, 1:], features[:, -1:]], dim=1)  # frame t+1
+            x = torch.cat([features, features - previous, following - features], dim=2)  # (B, T, 3C, h, w)
+        scores = self.net(x.reshape(B * T, x.shape[2], h, w)).reshape(B, T, h, w)  # (B, T, h, w)
+        if self.activation == "spatial_softmax":
+            peak = scores.flatten(2).amax(dim=2)[..., None, None]  # (B, T, 1, 1)
+            return torch.exp(scores - peak)
+        return torch.sigmoid(scores)
+
+
+def apply_mask(features: torch.Tensor, mask: torch.Tensor, combine: str) -> torch.Tensor:
+    """Masked features X~ from features X (N, C, h, w) and mask M (N, 1, h, w).
+
+    - "multiply" (the paper): X~ = M X. What the mask removes becomes 0, which is not neutral: where the
+      trunk codes an object by *low* activations (a flat patch on a textured background), removing the
+      background makes it look like the object, so the mask can keep the background and delete the actor
+      and still classify.
+    - "mean_fill": X~ = mu + M (X - mu), mu the frame's per-channel mean over its cells: what the mask removes
+      becomes the frame's average, so removing a region removes its evidence whatever its sign, and only
+      keeping the actor keeps the actor.
+    - "residual": X~ = (1 + M) X (residual attention): the mask can only amplify.
+    """
+    if combine == "multiply":
+        return features * mask
+    if combine == "mean_fill":
+        mean = features.mean(dim=(2, 3), keepdim=True)  # (N, C, 1, 1)
+        return mean + mask * (features - mean)
+    if combine == "residual":
+        return features * (1.0 + mask)
+    raise ValueError(f"unknown mask combine {combine!r}")

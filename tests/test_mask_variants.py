@@ -1,0 +1,90 @@
+"""The mask options (motion input, spatial softmax, mean fill, residual): shapes, ranges, gradients, what each
+combination computes, and ONNX parity, since the exported graph must serve every variant."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from export.clips import random_clips
+from export.onnx_graph import export_onnx
+from export.parity import check_parity
+from stanet.config import MASK_ACTIVATIONS, MASK_COMBINES, MASK_INPUTS, ModelConfig
+from stanet.model import build_model
+from stanet.model.spatial_attention import apply_mask
+
+VARIANTS = list(itertools.product(MASK_INPUTS, MASK_ACTIVATIONS, MASK_COMBINES))
+
+
+def tiny(**kw) -> ModelConfig:
+    base = dict(num_classes=4, clip_length=5, height=32, width=32, backbone_width=8, hidden_channels=8,
+                attention_dim=8, channel_dropout=0.0)
+    return ModelConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("mask_input,activation,combine", VARIANTS)
+def test_every_variant_gives_masks_in_range_and_gradients_everywhere(mask_input, activation, combine):
+    torch.manual_seed(0)
+    model = build_model(tiny(mask_input=mask_input, mask_activation=activation, mask_combine=combine)).train()
+    out = model(torch.randn(2, 5, 3, 32, 32))
+    assert out.spatial_attention.shape == (2, 5, 8, 8)
+    assert out.spatial_attention.min() >= 0 and out.spatial_attention.max() <= 1
+    if activation == "spatial_softmax":  # the strongest cell of every frame is 1
+        torch.testing.assert_close(out.spatial_attention.flatten(2).amax(dim=2), torch.ones(2, 5))
+    torch.nn.functional.cross_entropy(out.logits, torch.tensor([1, 3])).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
+               or p.grad.abs().sum() == 0]
+    assert missing == []
+
+
+def test_the_combinations_compute_what_they_say():
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, 5, 5)
+    mask = torch.rand(3, 1, 5, 5)
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    torch.testing.assert_close(apply_mask(x, mask, "multiply"), mask * x)
+    torch.testing.assert_close(apply_mask(x, mask, "residual"), x + mask * x)
+    filled = apply_mask(x, torch.zeros_like(mask), "mean_fill")  # everything removed: the frame's mean
+    torch.testing.assert_close(filled, mean.expand_as(x))
+    torch.testing.assert_close(apply_mask(x, torch.ones_like(mask), "mean_fill"), x)  # nothing removed
+    with pytest.raises(ValueError, match="unknown mask combine"):
+        apply_mask(x, mask, "add")
+
+
+def test_a_motion_mask_sees_change_and_a_frame_mask_does_not():
+    """Two clips whose frames are the same set in another order: a per-frame mask gives each frame the same
+    mask wherever it stands; a motion mask depends on the neighbours."""
+    torch.manual_seed(0)
+    features = torch.randn(1, 5, 16, 8, 8)
+    order = torch.tensor([4, 0, 3, 1, 2])
+    for mask_input, same in (("frame", True), ("motion", False)):
+        model = build_model(tiny(mask_input=mask_input)).eval()
+        for module in model.modules():  # trained-like scale, so differences show
+            if isinstance(module, torch.nn.Conv2d):
+                torch.nn.init.normal_(module.weight, std=0.5)
+        with torch.no_grad():
+            base = model(features=features).spatial_attention
+            shuffled = model(features=features[:, order]).spatial_attention
+        assert torch.allclose(base[:, order], shuffled, atol=1e-6) == same
+
+
+def test_invalid_mask_options_are_named():
+    with pytest.raises(ValueError, match=r"mask_input must be one of \('frame', 'motion'\), got 'flow'"):
+        tiny(mask_input="flow")
+    with pytest.raises(ValueError, match="mask_activation must be one of"):
+        tiny(mask_activation="relu")
+    with pytest.raises(ValueError, match="mask_combine must be one of"):
+        tiny(mask_combine="add")
+
+
+@pytest.mark.parametrize("mask_input,activation,combine", [("motion", "sigmoid", "mean_fill"),
+                                                            ("frame", "spatial_softmax", "residual")])
+def test_onnxruntime_serves_the_variants_as_pytorch_computes_them(mask_input, activation, combine):
+    torch.manual_seed(0)
+    config = tiny(mask_input=mask_input, mask_activation=activation, mask_combine=combine)
+    model = build_model(config).eval()
+    graph = export_onnx(model)
+    report = check_parity(model, graph.onnx_bytes, random_clips(4, config).clips, batch_sizes=(1, 4))
+    assert report.passed, report.failures
