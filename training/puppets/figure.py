@@ -79,6 +79,21 @@ def _window(shape: tuple[int, ...], centre: np.ndarray, reach: int) -> tuple[sli
     return (slice(y0, y1), slice(x0, x1)) if x0 < x1 and y0 < y1 else None
 
 
+def _pixel_coordinates(rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
+    """(1, w) x and (h, 1) y pixel coordinates of a window, broadcasting to (h, w)."""
+    return np.arange(cols.start, cols.stop, dtype=float)[None, :], np.arange(rows.start, rows.stop, dtype=float)[:, None]
+
+
+def composite(region: np.ndarray, alphas: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """Paint K layers back to front over `region` (h, w, 3) in place, each `colours[k]` (K, 3) at coverage
+    `alphas[k]` (K, h, w): the "over" operator K times, in closed form. Returns the total coverage (h, w)."""
+    clear = np.cumprod((1 - alphas)[::-1], axis=0)[::-1]  # (K, h, w): [k] = prod over layers k.. of (1 - a)
+    seen = alphas * np.concatenate([clear[1:], np.ones_like(clear[:1])])  # each layer times what lies above it
+    region *= clear[0][..., None]
+    region += np.einsum("khw,kc->hwc", seen, colours)
+    return 1 - clear[0]
+
+
 def draw_puppet(frame: np.ndarray, centre: np.ndarray, height: float, outfit: Outfit, *, acting: bool,
                 walking: bool, phase: float) -> np.ndarray:
     """Composite one puppet onto `frame` (H, W, 3) float in place; returns its coverage (H, W) in [0, 1]."""
@@ -86,15 +101,11 @@ def draw_puppet(frame: np.ndarray, centre: np.ndarray, height: float, outfit: Ou
     window = _window(frame.shape, centre, int(np.ceil(0.7 * height)) + 2)  # every part lies within it
     if window is None:
         return total
-    rows, cols = window
-    py, px = np.mgrid[rows, cols].astype(float)
-    colours, a, b, radii = puppet_parts(centre, height, acting, walking, phase)
+    px, py = _pixel_coordinates(*window)
+    names, a, b, radii = puppet_parts(centre, height, acting, walking, phase)
     alphas = coverage(capsule_distance(px, py, a, b, radii))  # (K, h, w)
-    region = frame[rows, cols]  # a view: drawing writes through
-    for name, alpha in zip(colours, alphas[..., None]):  # back to front
-        region *= 1 - alpha
-        region += getattr(outfit, name) * alpha
-    total[rows, cols] = 1 - np.prod(1 - alphas, axis=0)
+    colours = np.stack([getattr(outfit, name) for name in names])  # (K, 3)
+    total[window] = composite(frame[window], alphas, colours)  # frame[window] is a view: drawing writes through
     return total
 
 
@@ -104,13 +115,12 @@ def draw_ball(frame: np.ndarray, centre: np.ndarray, radius: float, colour: np.n
     window = _window(frame.shape, centre, int(np.ceil(radius)) + 2)
     if window is None:
         return total
-    rows, cols = window
-    py, px = np.mgrid[rows, cols].astype(float)
-    alpha = coverage(np.hypot(px - centre[0], py - centre[1]) - radius)
+    px, py = _pixel_coordinates(*window)
+    alpha = coverage(np.hypot(px - centre[0], py - centre[1]) - radius)  # (h, w)
     light = np.hypot(px - centre[0] + 0.4 * radius, py - centre[1] + 0.4 * radius) / (1.6 * radius)
     shade = np.clip(1.15 - 0.6 * light, 0.45, 1.15)[..., None]  # (h, w, 1)
-    region = frame[rows, cols]
+    region = frame[window]
     region *= 1 - alpha[..., None]
     region += np.minimum(colour * shade, 255.0) * alpha[..., None]
-    total[rows, cols] = alpha
+    total[window] = alpha
     return total
