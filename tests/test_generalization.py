@@ -169,6 +169,9 @@ def test_runner_trains_evaluates_skips_and_resumes(tmp_path: Path, monkeypatch: 
     assert fake.calls[0][-4:] == ["--preset", "synthetic", "--set", "train.max_minutes=19"]
     assert fake.calls[1][fake.calls[1].index("--split") + 1] == "test"
     assert json.loads((recipe_dir / "logs" / "flat_32.json").read_text())["finished"] is True
+    assert run.check_limit(recipe_dir / member.name) is None
+    (recipe_dir / member.name / "run_config.json").write_text(json.dumps({"train": {"max_minutes": 60}}))
+    assert "trained with train.max_minutes=60 (the suite's rule is <= 19" in run.check_limit(recipe_dir / member.name)
 
     fake.calls.clear()
     assert run.run_member(member, data, recipe_dir, [], 19.0) == "done before" and fake.calls == []
