@@ -9,6 +9,7 @@ import sys
 # command words -> (module with main(argv), one-line help)
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("data", "synth"): ("training.synth", "generate the synthetic actions benchmark"),
+    ("data", "puppets"): ("training.puppets", "generate the puppets benchmark (a second generator, its own look)"),
     ("data", "import"): ("training.importers.cli", "convert UCF101, HMDB51, THUMOS14, UCF101-24 or class folders"),
     ("features", "extract"): ("training.features.extract", "run the frozen trunk once and cache its features"),
     ("train",): ("training.train", "train the attention recognizer"),

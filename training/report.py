@@ -1,40 +1,90 @@
-"""`python -m training.report RUN_DIR...`: one markdown table row per run from its `metrics.json`
-(written by `stanet evaluate --output`) and `history.jsonl`, for docs/benchmark.md."""
+"""Markdown tables of evaluated runs, one row per run from its `metrics.json` (written by `stanet evaluate
+--output`) and `history.jsonl`, for docs/benchmark.md: `python -m training.report RUN_DIR...` prints the
+ablation table; training.generalization prints its suite table with the same formatter and its own columns."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-
-HEADER = ("| run | top-1 | pointing | IoU>=0.3 | IoU>=0.05 | CAM pointing | CAM IoU>=0.3 | mass inside "
-          "(uniform) | frame-AP (uniform) | epochs | train min |")
+from typing import Any
 
 
-def row(run: Path) -> str:
-    report = json.loads((run / "metrics.json").read_text())
-    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
-    spatial, temporal = report["spatial"], report["temporal"]
+@dataclass(frozen=True)
+class RunResult:
+    """One evaluated run: its name in the table, the evaluation report and the training history."""
 
-    def pct(value) -> str:
-        return "n/a" if value is None else f"{100 * value:.1f}"
+    name: str
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
 
-    cam = spatial.get("cam_baseline", {})
-    model_t, uniform_t = temporal["model"], temporal["uniform_baseline"]
-    return (f"| {run.name} | {pct(report['classification']['top1'])} | {pct(spatial['model']['pointing_game'])} "
-            f"| {pct(spatial['model']['iou_at']['0.3'])} | {pct(spatial['model']['iou_at']['0.05'])} "
-            f"| {pct(cam.get('pointing_game'))} | {pct(cam.get('iou_at', {}).get('0.3'))} "
-            f"| {pct(model_t['mass_inside'])} ({pct(uniform_t['mass_inside'])}) "
-            f"| {pct(model_t['frame_ap'])} ({pct(uniform_t['frame_ap'])}) | {len(history)} "
-            f"| {history[-1]['elapsed_s'] / 60:.1f} |")
+    @classmethod
+    def load(cls, run: Path, name: str | None = None) -> "RunResult":
+        history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines() if line.strip()]
+        return cls(name or run.name, json.loads((run / "metrics.json").read_text()), history)
+
+    @property
+    def model(self) -> dict[str, Any]:
+        return self.metrics["spatial"]["model"]
+
+    @property
+    def cam(self) -> dict[str, Any]:
+        return self.metrics["spatial"].get("cam_baseline", {})
+
+    @property
+    def temporal(self) -> dict[str, Any]:
+        return self.metrics["temporal"]["model"]
+
+    @property
+    def uniform(self) -> dict[str, Any]:
+        return self.metrics["temporal"]["uniform_baseline"]
+
+
+# A column: its header and how a run's cell reads.
+Column = tuple[str, Callable[[RunResult], str]]
+
+
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def markdown_table(columns: Sequence[Column], runs: Sequence[RunResult]) -> str:
+    lines = ["| " + " | ".join(header for header, _ in columns) + " |", "|---" * len(columns) + "|"]
+    lines += ["| " + " | ".join(cell(run) for _, cell in columns) + " |" for run in runs]
+    return "\n".join(lines)
+
+
+def _iou(where: str, alpha: str) -> Callable[[RunResult], str]:
+    return lambda r: pct(getattr(r, where).get("iou_at", {}).get(alpha))
+
+
+NAME: Column = ("run", lambda r: r.name)
+TOP1: Column = ("top-1", lambda r: pct(r.metrics["classification"]["top1"]))
+POINTING: Column = ("pointing", lambda r: pct(r.model["pointing_game"]))
+CAM_POINTING: Column = ("CAM pointing", lambda r: pct(r.cam.get("pointing_game")))
+MASS_INSIDE: Column = ("mass inside (uniform)",
+                       lambda r: f"{pct(r.temporal['mass_inside'])} ({pct(r.uniform['mass_inside'])})")
+FRAME_AP: Column = ("frame-AP (uniform)", lambda r: f"{pct(r.temporal['frame_ap'])} ({pct(r.uniform['frame_ap'])})")
+EPOCHS: Column = ("epochs", lambda r: str(len(r.history)))
+TRAIN_MINUTES: Column = ("train min", lambda r: f"{r.history[-1]['elapsed_s'] / 60:.1f}" if r.history else "n/a")
+
+ABLATION_COLUMNS: tuple[Column, ...] = (
+    NAME, TOP1, POINTING, ("IoU>=0.3", _iou("model", "0.3")), ("IoU>=0.05", _iou("model", "0.05")), CAM_POINTING,
+    ("CAM IoU>=0.3", _iou("cam", "0.3")), MASS_INSIDE, FRAME_AP, EPOCHS, TRAIN_MINUTES,
+)
+# The generalization suite's: every IoU threshold of the mask, the CAM baseline's pointing beside the mask's.
+GENERALIZATION_COLUMNS: tuple[Column, ...] = (
+    ("member", lambda r: r.name), TOP1, ("mask pointing", POINTING[1]), CAM_POINTING,
+    *((f"IoU@{alpha}", _iou("model", alpha)) for alpha in ("0.05", "0.1", "0.2", "0.3")),
+    MASS_INSIDE, FRAME_AP, EPOCHS, TRAIN_MINUTES,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    runs = [Path(p) for p in (sys.argv[1:] if argv is None else argv)]
-    print(HEADER)
-    print("|---" * (HEADER.count("|") - 1) + "|")
-    for run in runs:
-        print(row(run))
+    runs = [RunResult.load(Path(p)) for p in (sys.argv[1:] if argv is None else argv)]
+    print(markdown_table(ABLATION_COLUMNS, runs))
     return 0
 
 

@@ -1,9 +1,10 @@
-"""The synthetic benchmark's one configuration, with its difficulty presets."""
+"""The synthetic benchmark's one configuration, with its difficulty presets and the options that change
+its look (background, camera pan, distractor look, actor scale) for the generalization suite."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Self
 
 from stanet.config import from_known_fields
 from stanet.constants import SPLITS
@@ -14,10 +15,47 @@ DIFFICULTY_PRESETS: dict[str, dict[str, Any]] = {
     "normal": {"num_distractors": 2, "clutter": 12, "distractor_similarity": 0.0, "idle_wander": 0.4},
     "hard": {"num_distractors": 4, "clutter": 24, "distractor_similarity": 0.5, "idle_wander": 0.5},
 }
+BACKGROUNDS = ("gradient", "flat", "texture")
+DISTRACTOR_LOOKS = ("other", "actor")
+ACTOR_SCALE_RANGE = (0.05, 0.35)
+MAX_PAN = 8.0  # pixels per frame: beyond this the background blurs into noise between frames
+
+
+class GeneratedDatasetConfig:
+    """What the generators' frozen configs share (training.synth, training.puppets): clips per split (fields
+    named as SPLITS) and the JSON round trip of their marker file."""
+
+    def shared_problems(self, nonnegative: tuple[str, ...] = ()) -> list[str]:
+        """What is wrong with the fields every generator has (seed, splits, frame_size, num_frames, fps, noise,
+        crf) and with the `nonnegative` counts, in words."""
+        problems = [f"{name} must be >= 0, got {getattr(self, name)}" for name in ("seed", *SPLITS, *nonnegative)
+                    if getattr(self, name) < 0]
+        if self.frame_size < 32 or self.frame_size % 2:
+            problems.append(f"frame_size must be even and >= 32, got {self.frame_size}")
+        if self.num_frames < 8:
+            problems.append(f"num_frames must be >= 8, got {self.num_frames}")
+        if self.fps <= 0:
+            problems.append(f"fps must be > 0, got {self.fps}")
+        if self.noise < 0:
+            problems.append(f"noise must be >= 0, got {self.noise}")
+        if not 0 <= self.crf <= 51:
+            problems.append(f"crf must be in [0, 51], got {self.crf}")
+        return problems
+
+    @property
+    def clips_per_split(self) -> dict[str, int]:
+        return {split: getattr(self, split) for split in SPLITS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Self:
+        return from_known_fields(cls, values)
 
 
 @dataclass(frozen=True)
-class SynthConfig:
+class SynthConfig(GeneratedDatasetConfig):
     """How many clips, how big, and how hard.
 
     Attributes:
@@ -39,6 +77,18 @@ class SynthConfig:
             inside the interval give the class (what makes *when* matter); 0 = it only stands and fidgets.
         noise: std of the per-pixel, per-frame gaussian noise, on the 0..255 scale.
         crf: H.264 quality (low keeps the colours through yuv420).
+        background: "gradient" (a smooth two-colour gradient under `clutter` blobs), "flat" (one colour, no
+            clutter) or "texture" (multi-scale value noise and stripes down to 2-pixel detail, coloured from the
+            objects' own range, under the clutter): on a texture, contrast alone does not find the actor.
+        pan: a panning camera: the background (and its clutter) drifts along a seeded smooth path at up to
+            this many pixels per frame, so frame differences are not zero outside the objects, which keep
+            their own motion; 0 = a still camera.
+        distractor_look: "other" (triangles, rings and bars in other colours, moving along class paths) or
+            "actor" (look-alikes: the actor's sprites and colour, with a pose interval of their own, wandering
+            along smooth paths that are no class's shape): with "actor" only how the actor moves tells it
+            apart, and gives the class. `distractor_similarity` is ignored then.
+        actor_scale: the actor's side as a fraction of the frame side (rounded to an odd number of pixels,
+            at least 3); distractors take the same size.
     """
 
     seed: int = 0
@@ -55,42 +105,37 @@ class SynthConfig:
     idle_wander: float | None = None
     noise: float = 6.0
     crf: int = 12
+    background: str = "gradient"
+    pan: float = 0.0
+    distractor_look: str = "other"
+    actor_scale: float = 1 / 6  # 2 * round(frame_size / 12) + 1 pixels, the size before this option
 
     def __post_init__(self) -> None:
         if self.difficulty not in DIFFICULTY_PRESETS:
             raise ValueError(f"difficulty must be one of {tuple(DIFFICULTY_PRESETS)}, got {self.difficulty!r}")
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
+        if self.background == "flat" and self.clutter is None:
+            object.__setattr__(self, "clutter", 0)  # flat means one colour: no clutter
         for name, value in DIFFICULTY_PRESETS[self.difficulty].items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)  # frozen: resolve the preset once, here
 
-        problems = []
-        for name in ("seed", "train", "val", "test", "num_distractors", "clutter"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.frame_size < 32 or self.frame_size % 2:
-            problems.append(f"frame_size must be even and >= 32, got {self.frame_size}")
-        if self.num_frames < 8:
-            problems.append(f"num_frames must be >= 8, got {self.num_frames}")
-        if self.fps <= 0:
-            problems.append(f"fps must be > 0, got {self.fps}")
+        problems = self.shared_problems(nonnegative=("num_distractors", "clutter"))
         if not 0.0 <= self.idle_wander <= 1.0:
             problems.append(f"idle_wander must be in [0, 1], got {self.idle_wander}")
         if not 0.0 <= self.distractor_similarity < 1.0:
             problems.append(f"distractor_similarity must be in [0, 1), got {self.distractor_similarity}")
-        if self.noise < 0:
-            problems.append(f"noise must be >= 0, got {self.noise}")
-        if not 0 <= self.crf <= 51:
-            problems.append(f"crf must be in [0, 51], got {self.crf}")
+        if self.background == "flat" and self.clutter:
+            problems.append(f"clutter must be 0 with background 'flat' (one colour), got {self.clutter}")
+        if not 0.0 <= self.pan <= MAX_PAN:
+            problems.append(f"pan must be in [0, {MAX_PAN:g}] pixels per frame, got {self.pan}")
+        if self.background == "flat" and self.pan:
+            problems.append(f"pan must be 0 with background 'flat' (nothing there to move), got {self.pan}")
+        if self.distractor_look not in DISTRACTOR_LOOKS:
+            problems.append(f"distractor_look must be one of {DISTRACTOR_LOOKS}, got {self.distractor_look!r}")
+        if not ACTOR_SCALE_RANGE[0] <= self.actor_scale <= ACTOR_SCALE_RANGE[1]:
+            problems.append(f"actor_scale must be in [{ACTOR_SCALE_RANGE[0]}, {ACTOR_SCALE_RANGE[1]}] (a fraction "
+                            f"of the frame side), got {self.actor_scale}")
         if problems:
             raise ValueError("invalid SynthConfig: " + "; ".join(problems))
-
-    @property
-    def clips_per_split(self) -> dict[str, int]:
-        return {split: getattr(self, split) for split in SPLITS}
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "SynthConfig":
-        return from_known_fields(cls, values)

@@ -17,9 +17,10 @@ import argparse
 import json
 import sys
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -28,25 +29,48 @@ from stanet.constants import SPLITS
 from stanet.dataset_format import write_dataset
 from stanet.video import write_video
 from training.output_dir import OutputKind, check_target, move_into_place, staging_dir
-from training.synth.config import DIFFICULTY_PRESETS, SynthConfig
-from training.synth.render import RenderedClip, render_clip
+from training.synth.config import (ACTOR_SCALE_RANGE, BACKGROUNDS, DIFFICULTY_PRESETS, DISTRACTOR_LOOKS, MAX_PAN,
+                                   SynthConfig)
+from training.synth.render import render_clip
 from training.synth.trajectories import CLASS_NAMES
 
 SYNTH_CONFIG_FILE = "synth_config.json"
 SYNTH_OUTPUT = OutputKind(marker=SYNTH_CONFIG_FILE, what="a synthetic dataset", command="stanet data synth")
+T = TypeVar("T")
 
 
-def clip_rng(config: SynthConfig, split: str, index: int) -> np.random.Generator:
+class GeneratorConfig(Protocol):
+    """What `write_generated_dataset` needs of a generator's frozen config."""
+
+    seed: int
+    fps: int
+    crf: int
+
+    @property
+    def clips_per_split(self) -> dict[str, int]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class RenderedGroundTruth(Protocol):
+    """What `write_generated_dataset` needs of a rendered clip."""
+
+    frames: np.ndarray  # (N, H, W, 3) uint8
+    boxes: np.ndarray  # (N, 4) (x1, y1, x2, y2), whole pixels
+    interval: tuple[int, int]
+
+
+def clip_rng(config: GeneratorConfig, split: str, index: int) -> np.random.Generator:
     """The generator of clip `index` of `split`: every clip is reproducible on its own."""
     return np.random.default_rng([config.seed, SPLITS.index(split), index])
 
 
-def clip_class(index: int) -> str:
+def clip_class(index: int, class_names: Sequence[str] = CLASS_NAMES) -> str:
     """Classes are assigned round-robin, so every split is balanced."""
-    return CLASS_NAMES[index % len(CLASS_NAMES)]
+    return class_names[index % len(class_names)]
 
 
-def annotation(video: str, class_name: str, split: str, clip: RenderedClip) -> dict[str, Any]:
+def annotation(video: str, class_name: str, split: str, clip: RenderedGroundTruth) -> dict[str, Any]:
     """The annotations.jsonl record of one rendered clip (boxes are whole pixels, written as ints)."""
     return {
         "video": video,
@@ -74,25 +98,55 @@ def generate_dataset(
     Raises:
         FileExistsError: `out_dir` is a file, or a non-empty directory and `overwrite` is not set.
     """
+    return write_generated_dataset(out_dir, config, CLASS_NAMES, lambda name, rng: render_clip(name, rng, config),
+                                   SYNTH_OUTPUT, progress=progress, overwrite=overwrite)
+
+
+def write_generated_dataset(
+    out_dir: str | Path, config: GeneratorConfig, class_names: Sequence[str],
+    render: Callable[[str, np.random.Generator], RenderedGroundTruth], kind: OutputKind, *, progress: bool,
+    overwrite: bool,
+) -> Path:
+    """The dataset directory of any seeded generator: clip i of split s is `render(class, clip_rng(config, s,
+    i))` with classes round-robin, written as videos + classes.txt + annotations.jsonl + `kind.marker` (the
+    config as JSON), staged beside `out_dir` and moved into place (see `generate_dataset`)."""
     out_dir = Path(out_dir)
-    check_target(out_dir, overwrite, SYNTH_OUTPUT)
+    check_target(out_dir, overwrite, kind)
     staging = staging_dir(out_dir)
     jobs = [(split, index) for split in SPLITS for index in range(config.clips_per_split[split])]
     try:
         records = []
-        for split, index in tqdm(jobs, desc="synth", unit="clip", disable=not progress):
-            class_name = clip_class(index)
-            clip = render_clip(class_name, clip_rng(config, split, index), config)
+        for split, index in tqdm(jobs, desc=kind.command.split()[-1], unit="clip", disable=not progress):
+            class_name = clip_class(index, class_names)
+            clip = render(class_name, clip_rng(config, split, index))
             video = f"videos/{split}/{index:05d}_{class_name}.mp4"
             write_video(staging / video, clip.frames, config.fps, crf=config.crf)
             records.append(annotation(video, class_name, split, clip))
-        write_dataset(staging, CLASS_NAMES, records)
-        (staging / SYNTH_CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
-        move_into_place(staging, out_dir, overwrite, SYNTH_OUTPUT)
+        write_dataset(staging, class_names, records)
+        (staging / kind.marker).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
+        move_into_place(staging, out_dir, overwrite, kind)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
+
+
+def config_from_args(args: argparse.Namespace, config_type: type[T]) -> T:
+    """A generator's config from its CLI flags: the fields given (named as the flags), defaults for the rest."""
+    return config_type(**{f.name: getattr(args, f.name) for f in fields(config_type)
+                          if getattr(args, f.name, None) is not None})
+
+
+def generate_from_args(prog: str, args: argparse.Namespace, config_type: type[T],
+                       write: Callable[..., Path]) -> tuple[T, Path] | None:
+    """A generator CLI's work: its config from `args`, then `write(args.out, config, progress=, overwrite=)`;
+    None (the error printed as `prog: error: ...`) when the config is invalid or the target is taken."""
+    try:
+        config = config_from_args(args, config_type)
+        return config, write(args.out, config, progress=not args.quiet, overwrite=args.overwrite)
+    except (ValueError, FileExistsError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -127,22 +181,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="idle walk length before/after the action, as a fraction of the frame (default: the preset's)")
     parser.add_argument("--noise", type=float, help=f"per-pixel noise std on 0..255 (default {default.noise})")
     parser.add_argument("--crf", type=int, help=f"H.264 quality, lower is better (default {default.crf})")
+    parser.add_argument("--background", choices=BACKGROUNDS,
+                        help=f"gradient (+ clutter), flat (one colour, no clutter) or texture (multi-scale, "
+                             f"coloured like the objects; + clutter) (default {default.background})")
+    parser.add_argument("--pan", type=float,
+                        help=f"panning camera: the background drifts smoothly at up to this many pixels per frame, "
+                             f"in [0, {MAX_PAN:g}] (default {default.pan:g}: still)")
+    parser.add_argument("--distractor-look", choices=DISTRACTOR_LOOKS,
+                        help="other (shapes in other colours on class paths) or actor (look-alikes: the actor's "
+                             f"sprites and colour, wandering on no class's path) (default {default.distractor_look})")
+    parser.add_argument("--actor-scale", type=float,
+                        help=f"the actor's side as a fraction of the frame, in [{ACTOR_SCALE_RANGE[0]}, "
+                             f"{ACTOR_SCALE_RANGE[1]}] (default {default.actor_scale:.3f})")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    given = {f.name: getattr(args, f.name) for f in fields(SynthConfig) if getattr(args, f.name) is not None}
-    try:
-        config = SynthConfig(**given)
-    except ValueError as exc:
-        print(f"stanet data synth: error: {exc}", file=sys.stderr)
+    made = generate_from_args(SYNTH_OUTPUT.command, parse_args(argv), SynthConfig, generate_dataset)
+    if made is None:
         return 2
-    try:
-        out_dir = generate_dataset(args.out, config, progress=not args.quiet, overwrite=args.overwrite)
-    except FileExistsError as exc:
-        print(f"stanet data synth: error: {exc}", file=sys.stderr)
-        return 2
+    config, out_dir = made
     total = sum(config.clips_per_split.values())
     print(f"wrote {total} clips ({len(CLASS_NAMES)} classes, difficulty {config.difficulty}) to {out_dir}")
     return 0

@@ -1,7 +1,10 @@
-"""Drawing one synthetic clip (numpy only, no encoding): background and clutter, distractors, the actor.
+"""Drawing one synthetic clip (numpy only, no encoding): background and clutter (`background`), distractors,
+the actor.
 
 One frame shows WHETHER the actor acts (its pose: a filled square when idle, a plus when acting) and WHERE it
-is, never WHICH action: only the path over the interval tells that.
+is, never WHICH action: only the path over the interval tells that. Look-alike distractors
+(`distractor_look="actor"`) take the actor's colour and both its poses too, so then one frame shows neither
+which object is the actor nor what it does.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from training.synth.background import render_background
 from training.synth.config import SynthConfig
-from training.synth.trajectories import CLASS_NAMES, actor_track, place_path
+from training.synth.trajectories import CLASS_NAMES, action_interval, actor_track, place_path, wander_path
 
 ACTOR_COLOR = np.array([255.0, 225.0, 60.0])  # bright yellow; every clip dims it by ACTOR_BRIGHTNESS
 ACTOR_BRIGHTNESS = (0.9, 1.0)
@@ -20,10 +24,6 @@ DISTRACTOR_COLORS = np.array(
     [[220.0, 40.0, 40.0], [40.0, 190.0, 70.0], [40.0, 90.0, 230.0], [200.0, 50.0, 200.0], [40.0, 200.0, 210.0]]
 )
 DISTRACTOR_KINDS = ("triangle", "ring", "bar")
-BACKGROUND_RANGE = (20.0, 120.0)  # per channel, the gradient's two end colours: darker than any object
-CLUTTER_GREY = (40.0, 150.0)  # muted: a grey level plus a little colour, never near the actor's yellow
-CLUTTER_TINT = 30.0
-CLUTTER_SIZE = (3, 10)  # pixels at a 64-pixel frame, scaled with the frame
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,9 @@ class RenderedClip:
     actor_color: np.ndarray
 
 
-def actor_size(frame_size: int) -> int:
-    """The actor's side in pixels: odd (a centre pixel for the plus), about frame_size / 6."""
-    return 2 * round(frame_size / 12) + 1
+def actor_size(frame_size: int, scale: float = SynthConfig.actor_scale) -> int:
+    """The actor's side in pixels: odd (a centre pixel for the plus), about `scale` * frame_size, >= 3."""
+    return max(3, 2 * round(frame_size * scale / 2) + 1)
 
 
 def actor_sprites(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,59 +94,39 @@ def place_sprite(sprite: np.ndarray, centre_x: int, centre_y: int, frame_size: i
     return mask
 
 
-def render_background(rng: np.random.Generator, config: SynthConfig) -> np.ndarray:
-    """(H, W, 3) float: a smooth gradient between two dark-to-mid colours, plus static clutter blobs."""
-    size = config.frame_size
-    start, end = rng.uniform(*BACKGROUND_RANGE, size=(2, 3))
-    angle = rng.uniform(0.0, 2 * np.pi)
-    y, x = np.mgrid[0:size, 0:size]
-    along = x * np.cos(angle) + y * np.sin(angle)
-    along = (along - along.min()) / (along.max() - along.min())  # (H, W) in [0, 1]
-    background = start + along[..., None] * (end - start)  # (H, W, 3)
-
-    scale = size / 64
-    for _ in range(config.clutter):
-        width, height = rng.uniform(CLUTTER_SIZE[0] * scale, CLUTTER_SIZE[1] * scale, size=2)
-        cx, cy = rng.uniform(0, size, size=2)
-        if rng.random() < 0.5:
-            blob = ((x - cx) / (width / 2)) ** 2 + ((y - cy) / (height / 2)) ** 2 <= 1.0  # ellipse
-        else:
-            blob = (np.abs(x - cx) <= width / 2) & (np.abs(y - cy) <= height / 2)  # rectangle
-        color = rng.uniform(*CLUTTER_GREY) + rng.uniform(-CLUTTER_TINT, CLUTTER_TINT, size=3)
-        background[blob] = np.clip(color, 0.0, 255.0)
-    return background
-
-
 def render_clip(class_name: str, rng: np.random.Generator, config: SynthConfig) -> RenderedClip:
     """Draw one clip of `class_name`: the actor idles, performs the action over a random interval, idles
     again, among `config.num_distractors` distractors that move all clip long over clutter and noise."""
     if class_name not in CLASS_NAMES:
         raise ValueError(f"unknown class {class_name!r}, expected one of {CLASS_NAMES}")
     N, S = config.num_frames, config.frame_size
-    sprite_size = actor_size(S)
+    sprite_size = actor_size(S, config.actor_scale)
     half = sprite_size // 2
 
     track = actor_track(class_name, rng, N, S, half, wander=config.idle_wander)
     actor_color = ACTOR_COLOR * rng.uniform(*ACTOR_BRIGHTNESS)
-    background = render_background(rng, config)  # (H, W, 3)
+    background = render_background(rng, config, np.vstack([actor_color, DISTRACTOR_COLORS]))  # (N, H, W, 3)
 
-    distractors = []  # (sprite, colour, (N, 2) centres)
+    idle_sprite, acting_sprite = actor_sprites(sprite_size)
+    distractors = []  # (sprite per frame, colour, (N, 2) centres)
     for _ in range(config.num_distractors):
+        if config.distractor_look == "actor":
+            distractors.append(lookalike_distractor(rng, config, (idle_sprite, acting_sprite), actor_color))
+            continue
         sprite = distractor_sprite(DISTRACTOR_KINDS[rng.integers(len(DISTRACTOR_KINDS))], sprite_size, rng)
         base = DISTRACTOR_COLORS[rng.integers(len(DISTRACTOR_COLORS))] * rng.uniform(0.85, 1.0)
         color = (1 - config.distractor_similarity) * base + config.distractor_similarity * actor_color
         shape = CLASS_NAMES[rng.integers(len(CLASS_NAMES))]  # class-like motion, all clip long
         centres = np.rint(place_path(shape, N, rng, S, half, cycles=rng.uniform(1.0, 2.5))).astype(np.int64)
-        distractors.append((sprite, color, centres))
+        distractors.append(([sprite] * N, color, centres))
 
-    idle_sprite, acting_sprite = actor_sprites(sprite_size)
     frames = np.empty((N, S, S, 3), dtype=np.float32)
     actor_masks = np.empty((N, S, S), dtype=bool)
     distractor_masks = np.zeros((N, S, S), dtype=bool)
     for t in range(N):
-        frames[t] = background
-        for sprite, color, centres in distractors:
-            mask = place_sprite(sprite, *centres[t], S)
+        frames[t] = background[t]
+        for sprites, color, centres in distractors:
+            mask = place_sprite(sprites[t], *centres[t], S)
             frames[t][mask] = color
             distractor_masks[t] |= mask
         actor = place_sprite(acting_sprite if track.acting[t] else idle_sprite, *track.centres[t], S)
@@ -166,6 +146,17 @@ def render_clip(class_name: str, rng: np.random.Generator, config: SynthConfig) 
         distractor_masks=distractor_masks,
         actor_color=actor_color,
     )
+
+
+def lookalike_distractor(rng: np.random.Generator, config: SynthConfig, sprites: tuple[np.ndarray, np.ndarray],
+                         color: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """A distractor that looks exactly like the actor: its colour, the square and, over an interval drawn as
+    the actor's is, the plus; it wanders all clip long along a path that is no class's shape."""
+    N, S = config.num_frames, config.frame_size
+    idle, acting = sprites
+    first, last = action_interval(rng, N)
+    centres = np.rint(wander_path(N, rng, S, idle.shape[0] // 2)).astype(np.int64)
+    return [acting if first <= t <= last else idle for t in range(N)], color, centres
 
 
 def tight_boxes(masks: np.ndarray) -> np.ndarray:

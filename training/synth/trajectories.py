@@ -30,6 +30,9 @@ IDLE_MARGIN = 4  # pixels kept free around a path for the idle fidgeting
 IDLE_DRIFT_LIMIT = 3  # fidget steps wander at most this far from the anchor, per axis
 IDLE_FIDGET_PROBABILITY = 0.2  # chance per frame of a fidget step of up to 2 pixels per axis
 ACTION_LENGTH = (0.35, 0.6)  # action interval length, as a fraction of the clip
+WANDER_SPEED = (0.02, 0.045)  # look-alike distractors: fraction of the frame side per frame
+WANDER_WEAVE = (0.6, 1.4)  # radians: amplitude of their heading's swing
+WANDER_PERIOD = (8.0, 20.0)  # frames per swing
 
 
 def _line(u: np.ndarray, start: tuple[float, float], end: tuple[float, float]) -> np.ndarray:
@@ -170,17 +173,46 @@ def idle_walk(anchor: np.ndarray, num_steps: int, rng: np.random.Generator, fram
     return anchor + u * (far - anchor)
 
 
+def action_interval(rng: np.random.Generator, num_frames: int) -> tuple[int, int]:
+    """(first, last) frames, inclusive, of an action ACTION_LENGTH of the clip long, anywhere in the clip."""
+    shortest = max(2, int(round(ACTION_LENGTH[0] * num_frames)))
+    longest = max(shortest, int(round(ACTION_LENGTH[1] * num_frames)))
+    length = int(rng.integers(shortest, longest + 1))
+    first = int(rng.integers(0, num_frames - length + 1))
+    return first, first + length - 1
+
+
+def wander_path(num_steps: int, rng: np.random.Generator, frame_size: int, margin: float) -> np.ndarray:
+    """(num_steps, 2) centres of a look-alike distractor: no class's shape. It travels at a constant speed
+    while its heading weaves (a sine of random amplitude and period: a snaking line, never a closed loop or
+    a straight there-and-back), and bounces off the frame's edges, kept `margin` pixels inside."""
+    low, high = margin, max(margin, frame_size - 1 - margin)
+    position = rng.uniform(low, high, size=2)
+    speed = rng.uniform(*WANDER_SPEED) * frame_size
+    heading = rng.uniform(0.0, 2 * np.pi)
+    weave = rng.uniform(*WANDER_WEAVE)
+    period = rng.uniform(*WANDER_PERIOD)
+    phase = rng.uniform(0.0, 2 * np.pi)
+    centres = np.empty((num_steps, 2))
+    for t in range(num_steps):
+        centres[t] = position
+        heading += weave * np.sin(2 * np.pi * t / period + phase) * 2 * np.pi / period  # d(heading)/dt
+        position = position + speed * np.array([np.cos(heading), np.sin(heading)])
+        for axis in range(2):  # bounce: mirror the position and the heading's component
+            if position[axis] < low or position[axis] > high:
+                position[axis] = np.clip(2 * np.clip(position[axis], low, high) - position[axis], low, high)
+                heading = np.pi - heading if axis == 0 else -heading
+    return centres
+
+
 def actor_track(
     class_name: str, rng: np.random.Generator, num_frames: int, frame_size: int, half_size: int,
     wander: float = 0.0,
 ) -> ActorTrack:
     """Idle (walking in from elsewhere when `wander` > 0), perform `class_name` along the path during a
     random interval, idle again (walking off); the interval may touch either end of the clip."""
-    shortest = max(2, int(round(ACTION_LENGTH[0] * num_frames)))
-    longest = max(shortest, int(round(ACTION_LENGTH[1] * num_frames)))
-    length = int(rng.integers(shortest, longest + 1))
-    first = int(rng.integers(0, num_frames - length + 1))
-    last = first + length - 1
+    first, last = action_interval(rng, num_frames)
+    length = last - first + 1
 
     # Every action ends where it started (open shapes are walked there and back), so the idle frames, which
     # stand or walk around that one point, say nothing about the class: with open paths the two idle
