@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tiny import TINY_SYNTH, tiny_overrides
+
+
 def _synthesize(tmp_path_factory, name: str, args: list[str]) -> Path:
     from training.synth import main as synth_main
 
@@ -24,26 +27,10 @@ def _train(data: Path, tmp_path_factory, name: str, args: list[str]) -> Path:
     return out
 
 
-TINY_SYNTH = ["--train", "48", "--val", "16", "--test", "24", "--num-frames", "16", "--frame-size", "32",
-              "--seed", "7"]
-
-
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """A small synthetic dataset (32x32 frames, 16 frames per video), generated once."""
     return _synthesize(tmp_path_factory, "tiny", TINY_SYNTH)
-
-
-TINY_MODEL = ["model.clip_length=8", "model.height=32", "model.width=32", "model.backbone_width=8",
-              "model.hidden_channels=8", "model.attention_dim=8"]
-TINY_TRAIN = ["train.batch_size=8", "train.max_minutes=0", "train.lr=3e-3"]
-
-
-def tiny_overrides(epochs: int = 2, *extra: str) -> list[str]:
-    args = []
-    for item in [*TINY_MODEL, *TINY_TRAIN, f"train.epochs={epochs}", *extra]:
-        args += ["--set", item]
-    return args
 
 
 @pytest.fixture(scope="session")
@@ -82,3 +69,24 @@ def served_repository(easy_run, tmp_path_factory) -> Path:
     assert export_main(["--checkpoint", str(easy_run / "best.pt"), "--repository", str(repo), "--target", "python",
                         "--max-batch-size", "4"]) == 0
     return repo
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """`exported.tiny_model()` saved as a checkpoint (the export tests' model, untrained)."""
+    from exported import CLASSES, tiny_model
+    from stanet.checkpoint import save_checkpoint
+
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, tiny_model(), CLASSES)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_graph(tiny_checkpoint):
+    """(model, exported graph) of `tiny_checkpoint`."""
+    from export.onnx_graph import export_onnx
+    from stanet.checkpoint import load_checkpoint
+
+    model = load_checkpoint(tiny_checkpoint).build_model().eval()
+    return model, export_onnx(model)

@@ -1,5 +1,5 @@
 """Faults for the reliability tests, injected into the served model's calls (test code: production exports carry
-no fault hook). The variant models of tests/test_reliability.py get this file and fault_model.py in their
+no fault hook). The variant models of tests/server/test_reliability.py get this file and fault_model.py in their
 version folders; the config parameter `fault_injection` picks the fault: "delay:<ms>" sleeps before each call,
 "hang" never returns, "raise" fails each call, "nan" returns NaN outputs. Only the standard library and numpy:
 it runs inside Triton's python stub."""

@@ -1,4 +1,4 @@
-"""The Triton model of a fault-injection variant (tests/test_reliability.py copies it into the version folder as
+"""The Triton model of a fault-injection variant (tests/server/test_reliability.py copies it into the version folder as
 model.py, the production model.py beside it as stanet_model.py): the production adapter, unchanged, whose
 model calls go through fault_injection.with_fault. The fault is ended or reported by the production watchdog
 and checks, exactly as a real one would be."""

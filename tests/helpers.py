@@ -1,10 +1,14 @@
-"""Small helpers shared by the tests that start servers."""
+"""Small helpers shared by the tests: the project root, and what the tests that start servers need."""
 
 from __future__ import annotations
 
 import socket
 import time
 import urllib.request
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+PROJECT = TESTS.parent
 
 
 def free_port() -> int:

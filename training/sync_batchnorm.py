@@ -3,7 +3,7 @@
 torch.nn.SyncBatchNorm does this on CUDA (nccl) but refuses CPU tensors, so gloo runs (CPU clusters, the
 two-process tests) use `AllReduceBatchNorm`: one differentiable all_reduce of (sum, sum of squares, count)
 per layer. Both give every rank the statistics a single process would compute on the whole global batch, so
-a DDP step equals a single-process step on that batch (tests/test_distributed.py measures how closely).
+a DDP step equals a single-process step on that batch (tests/pipeline/test_distributed.py measures how closely).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import PROJECT
 from serving.errors import ServingError
 from serving.infer_cli import _overlay_dirs
 from serving.render import render_frames, write_overlays
@@ -23,7 +24,6 @@ from serving.triton_env import TritonInstall, find_triton
 from stanet.constants import CONFIG_FILE, MODEL_NAME
 from stanet.integrity import MANIFEST_FILE, manifest_text
 
-PROJECT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("entry, expected", [
@@ -286,3 +286,16 @@ def test_the_serving_side_never_imports_torch():
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'training', 'export')); "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=PROJECT, check=True, timeout=120)
+
+
+@pytest.mark.parametrize("module, arguments, message", [
+    ("serving.tools.cancel_race", ["--url", "127.0.0.1:1", "--workers", "0"],
+     "--workers 0 / --seconds 180: expected at least 1 worker and a positive duration"),
+    ("serving.tools.soak", ["--repository", "models", "--loads", "valid,bogus"],
+     "--loads 'valid,bogus': unknown bogus; expected a comma-separated subset of "
+     "valid,invalid,deadline,cancel,killed"),
+])
+def test_reliability_tools_name_a_bad_argument(module, arguments, message):
+    result = subprocess.run([sys.executable, "-m", module, *arguments], cwd=PROJECT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and message in result.stderr, result.stderr

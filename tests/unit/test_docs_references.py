@@ -10,8 +10,8 @@ import os
 import re
 from collections import Counter
 from pathlib import Path
+from helpers import PROJECT
 
-PROJECT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 SCANNED_SUFFIXES = (".py", ".md", ".yml", ".yaml")
 SCANNED_NAMES = ("Makefile",)
 # Generated, never committed (.gitignore); hidden folders (.git, .venv) are skipped too.

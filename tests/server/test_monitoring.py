@@ -11,19 +11,17 @@ import shutil
 import subprocess
 import threading
 import urllib.parse
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from helpers import free_port, http_get, wait_for
+from helpers import PROJECT, free_port, http_get, wait_for
 from serving.loadgen import ClientMetrics, closed_loop
 from serving.server import ServerOptions, TritonServer
 from stanet.constants import MODEL_NAME
 
 pytestmark = pytest.mark.slow
-PROJECT = Path(__file__).resolve().parents[1]
 DEPLOY = PROJECT / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "stanet.json"
 DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"

@@ -32,12 +32,11 @@ from stanet.constants import (INPUT_CLIP, MODEL_NAME, ONNX_FILE, OUTPUT_PROBABIL
                               OUTPUT_TEMPORAL_ATTENTION)
 from stanet.dataset_format import load_dataset
 from stanet.video import write_video
-from helpers import free_port, metric_sum
+from helpers import PROJECT, free_port, metric_sum
 
 pytestmark = pytest.mark.slow
 MAX_BATCH = 4  # the served_repository fixture's max_batch_size
 OUTPUTS = (OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION, OUTPUT_TEMPORAL_ATTENTION)
-PROJECT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -5,16 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tiny import tiny_model_config
 from stanet.config import ModelConfig
 from stanet.model import build_model
 from stanet.model.preprocess import normalize_clip
 
 
 def tiny(**kw) -> ModelConfig:
-    base = dict(num_classes=5, clip_length=6, height=32, width=32, backbone_width=8, hidden_channels=8,
-                attention_dim=8)
-    base.update(kw)
-    return ModelConfig(**base)
+    return tiny_model_config(**{"num_classes": 5, "clip_length": 6, **kw})
 
 
 @pytest.mark.parametrize("T,H,W", [(1, 32, 32), (4, 32, 48), (9, 48, 40), (16, 64, 64)])

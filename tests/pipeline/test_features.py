@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import PROJECT
+from tiny import tiny_model_config
 from stanet.checkpoint import load_checkpoint, save_checkpoint
 from stanet.config import ModelConfig
 from stanet.dataset_format import load_dataset
@@ -32,9 +34,7 @@ from training.features.extract import main as extract_main
 from training.optim import build_optimizer
 from training.train import main as train_main
 
-REPO = Path(__file__).resolve().parents[1]
-TRUNK = ModelConfig(num_classes=8, clip_length=8, height=32, width=32, backbone_width=8, hidden_channels=8,
-                    attention_dim=8)
+TRUNK = tiny_model_config(num_classes=8, clip_length=8)
 # The model section of a run on the trunk's cache (freeze_backbone: a cache run needs a frozen trunk).
 CACHE_RUN = ["model.clip_length=8", "model.height=32", "model.width=32", "model.backbone_width=8",
              "model.hidden_channels=8", "model.attention_dim=8", "model.freeze_backbone=true",
@@ -158,7 +158,7 @@ def test_killed_extraction_leaves_only_whole_shards(tiny_dataset, trunk_checkpoi
     options = ["--checkpoint", str(trunk_checkpoint), "--clips-per-shard", "1"]
     command = [sys.executable, "-m", "stanet", "features", "extract", "--data", str(tiny_dataset), "--out", str(out),
                "--quiet", *options]
-    process = subprocess.Popen(command, cwd=REPO,
+    process = subprocess.Popen(command, cwd=PROJECT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -321,7 +321,7 @@ def test_backbone_lr_multiplier_has_its_own_group_through_plateaus():
 
 
 def test_backbone_lr_multiplier_survives_resume(tiny_dataset, tmp_path, capsys):
-    from conftest import tiny_overrides
+    from tiny import tiny_overrides
 
     run = tmp_path / "run"
     config = ["train.backbone_lr_multiplier=0.1"]

@@ -18,14 +18,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_overrides
-from helpers import free_port
+from tiny import tiny_overrides
+from helpers import PROJECT, free_port
 from stanet.checkpoint import load_checkpoint
 from training.data import EpochBatchSampler
 from training.distributed import DistContext, RankBatchSampler, rank_share
 from training.train import main as train_main
 
-REPO = Path(__file__).resolve().parents[1]
 # batch 7 of 48 clips: shares 4 + 3 per step and a last batch of 6; 16 val clips in 7 + 7 + 2
 EXACT = ["--set", "train.batch_size=7", "--set", "model.channel_dropout=0", "--set", "train.amp=false"]
 
@@ -72,7 +71,7 @@ def test_two_ranks_match_one_process_and_only_rank_0_writes(tiny_dataset, tmp_pa
     finally:
         torch.set_num_threads(threads)
     proc = subprocess.run(torchrun("--data", str(tiny_dataset), "--out", str(ddp), "--quiet", *args, *EXACT),
-                          cwd=REPO, capture_output=True, text=True, timeout=240)
+                          cwd=PROJECT, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     difference = max_weight_difference(single / "last.pt", ddp / "last.pt")
     print(f"max |w_ddp - w_single| after 14 steps: {difference:.3g}")
@@ -97,7 +96,7 @@ def test_a_failing_rank_stops_the_job_with_its_error(tiny_dataset, tmp_path):
     (out / "best.pt").mkdir(parents=True)  # rank 0 alone writes checkpoints: it fails after epoch 1, rank 1 not
     started = time.monotonic()
     proc = subprocess.run(torchrun("--data", str(tiny_dataset), "--out", str(out), "--quiet", *tiny_overrides(20)),
-                          cwd=REPO, capture_output=True, text=True, timeout=180)
+                          cwd=PROJECT, capture_output=True, text=True, timeout=180)
     assert proc.returncode != 0
     assert "stanet train (rank 0): error: [Errno 21] Is a directory" in proc.stderr
     assert "Root Cause" in proc.stderr  # torchrun's summary names the rank that failed first
@@ -115,7 +114,7 @@ def test_a_hung_rank_fails_the_others_after_the_timeout(tiny_dataset, tmp_path):
     for rank in (0, 1):
         env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                    MASTER_PORT=str(port), OMP_NUM_THREADS="1")
-        procs.append(subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+        procs.append(subprocess.Popen([sys.executable, *args], cwd=PROJECT, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
     try:
         deadline = time.monotonic() + 120
@@ -139,7 +138,7 @@ def test_sigterm_to_torchrun_stops_every_rank_after_a_saved_step(tiny_dataset, t
     out = tmp_path / "run"
     proc = subprocess.Popen(torchrun("--data", str(tiny_dataset), "--out", str(out), "--quiet",
                                      *tiny_overrides(20, "train.checkpoint_every_steps=1")),
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (out / "last.pt").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)

@@ -11,6 +11,7 @@ import torch
 from export.clips import random_clips
 from export.onnx_graph import export_onnx
 from export.parity import check_parity
+from tiny import tiny_model_config
 from stanet.config import MASK_ACTIVATIONS, MASK_COMBINES, MASK_INPUTS, ModelConfig
 from stanet.model import build_model
 from stanet.model.spatial_attention import apply_mask
@@ -19,9 +20,7 @@ VARIANTS = list(itertools.product(MASK_INPUTS, MASK_ACTIVATIONS, MASK_COMBINES))
 
 
 def tiny(**kw) -> ModelConfig:
-    base = dict(num_classes=4, clip_length=5, height=32, width=32, backbone_width=8, hidden_channels=8,
-                attention_dim=8, channel_dropout=0.0)
-    return ModelConfig(**{**base, **kw})
+    return tiny_model_config(**{"num_classes": 4, "clip_length": 5, "channel_dropout": 0.0, **kw})
 
 
 @pytest.mark.parametrize("mask_input,activation,combine", VARIANTS)

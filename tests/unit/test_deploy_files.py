@@ -13,9 +13,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from helpers import PROJECT
 from serving.server import RESTRICTED_PROTOCOLS
 
-PROJECT = Path(__file__).resolve().parents[1]
 K8S = PROJECT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.31"
 COMPOSE_ENV = {"STANET_ADMIN_TOKEN": "test-token", "GRAFANA_ADMIN_PASSWORD": "test-password"}

@@ -33,7 +33,7 @@ def _centres(boxes: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def generated_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_dataset(tmp_path_factory.mktemp("synth") / "data", TINY, progress=False)
 
 
@@ -147,10 +147,10 @@ def test_one_frame_does_not_reveal_the_class() -> None:
     assert 0.2 <= np.mean(rightwards) <= 0.8
 
 
-def test_generated_directory_reads_back(tiny_dataset: Path) -> None:
-    dataset = load_dataset(tiny_dataset)
+def test_generated_directory_reads_back(generated_dataset: Path) -> None:
+    dataset = load_dataset(generated_dataset)
     assert dataset.class_names == EXPECTED_CLASSES
-    assert SynthConfig.from_dict(json.loads((tiny_dataset / SYNTH_CONFIG_FILE).read_text())) == TINY
+    assert SynthConfig.from_dict(json.loads((generated_dataset / SYNTH_CONFIG_FILE).read_text())) == TINY
     for split in SPLITS:
         records = dataset.split(split)
         assert [r.label for r in records] == [EXPECTED_CLASSES[i % 8] for i in range(8)]
@@ -169,15 +169,15 @@ def test_generated_directory_reads_back(tiny_dataset: Path) -> None:
     assert record.boxes[3] == tuple(clip.boxes[3])
     # H.264 (yuv420) drops much of the per-pixel noise at 32x32: about 8 on 0..255, against ~60 for a wrong frame
     assert np.abs(video.frames[0].astype(float) - clip.frames[0]).mean() < 12.0
-    assert not list(tiny_dataset.parent.glob("*.tmp-*")), "the staging directory was left behind"
+    assert not list(generated_dataset.parent.glob("*.tmp-*")), "the staging directory was left behind"
 
 
-def test_annotations_are_deterministic(tiny_dataset: Path, tmp_path: Path) -> None:
+def test_annotations_are_deterministic(generated_dataset: Path, tmp_path: Path) -> None:
     small = SynthConfig(seed=TINY.seed, train=8, val=0, test=0, num_frames=TINY.num_frames)
     again = generate_dataset(tmp_path / "again", small, progress=False)
     other_seed = SynthConfig(seed=TINY.seed + 1, train=8, val=0, test=0, num_frames=TINY.num_frames)
     other = generate_dataset(tmp_path / "other", other_seed, progress=False)
-    lines = (tiny_dataset / ANNOTATIONS_FILE).read_text().splitlines()
+    lines = (generated_dataset / ANNOTATIONS_FILE).read_text().splitlines()
     train = [line for line in lines if '"split": "train"' in line]
     assert (again / ANNOTATIONS_FILE).read_text().splitlines() == train
     assert (other / ANNOTATIONS_FILE).read_text().splitlines() != train

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_overrides
+from helpers import PROJECT
+from tiny import tiny_model_config, tiny_overrides
 from stanet.checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint
 from stanet.config import ModelConfig
 from stanet.model import build_model
@@ -46,8 +47,7 @@ def test_short_run_lowers_the_loss_and_writes_checkpoints(trained_run):
 
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     torch.manual_seed(0)
-    config = ModelConfig(num_classes=3, clip_length=4, height=32, width=32, backbone_width=8, hidden_channels=8,
-                         attention_dim=8)
+    config = tiny_model_config(num_classes=3, clip_length=4)
     model = build_model(config).eval()
     save_checkpoint(tmp_path / "m.pt", model, ["a", "b", "c"])
     rebuilt = load_checkpoint(tmp_path / "m.pt").build_model().eval()
@@ -88,7 +88,7 @@ def test_signal_mid_epoch_saves_and_resume_continues_identically(tiny_dataset, t
     cmd = [sys.executable, "-m", "stanet", "train", "--data", str(tiny_dataset), "--out", str(interrupted),
            "--quiet", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parents[1])
+                            cwd=PROJECT)
     deadline = time.monotonic() + 120
     while not (interrupted / "last.pt").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)

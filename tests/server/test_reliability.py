@@ -7,12 +7,9 @@ left pending."""
 from __future__ import annotations
 
 import os
-import pickle
-import queue
 import random
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -29,30 +26,19 @@ from tritonclient.grpc import model_config_pb2, service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from fault_injection import FAULT_PARAMETER
-from helpers import free_port, http_get, metric_sum, wait_for
-from serving.client import StanetClient
-from serving.errors import ServingError
+from helpers import PROJECT, TESTS, free_port, http_get, metric_sum, wait_for
+from serve_helpers import CLIP, sign
 from serving.procfs import listening_ports, status_kb
 from serving.python_backend.stanet_backend import TIME_BUDGET_PARAMETER
-from serving.server import ADMIN_HEADER_KEY, ServerOptions, TritonServer, stub_pids
-from stanet.constants import CONFIG_FILE, MODEL_NAME, ONNX_FILE, PYTHON_MODEL_FILE
-from stanet.integrity import MANIFEST_FILE, manifest_text
+from serving.server import ADMIN_HEADER_KEY, ServerOptions, TritonServer
+from stanet.constants import CONFIG_FILE, MODEL_NAME, PYTHON_MODEL_FILE
 
 pytestmark = pytest.mark.slow
-TESTS = Path(__file__).resolve().parent
-PROJECT = TESTS.parent
 # A fault variant's version folder: fault_model.py as model.py, the production model.py under this name (the
 # one fault_model.py imports), and fault_injection.py.
 PRODUCTION_MODEL = "stanet_model.py"
-CLIP = (16, 32, 32, 3)  # the served_repository model's clip
 ADMIN_TOKEN = "reliability-admin-token"
 MESSAGES: list[str] = []  # every error message a client saw (S5 scans them)
-
-
-def _sign(version: Path) -> None:
-    """SHA256SUMS for the version folder's files as they are now: a consistent (signed-off) changed export."""
-    files = {p.name: p.read_bytes() for p in version.iterdir() if p.is_file() and p.name != MANIFEST_FILE}
-    (version / MANIFEST_FILE).write_text(manifest_text(files))
 
 
 def _install_fault(version: Path) -> None:
@@ -60,7 +46,7 @@ def _install_fault(version: Path) -> None:
     (version / PYTHON_MODEL_FILE).rename(version / PRODUCTION_MODEL)
     shutil.copyfile(TESTS / "fault_model.py", version / PYTHON_MODEL_FILE)
     shutil.copyfile(TESTS / "fault_injection.py", version / "fault_injection.py")
-    _sign(version)
+    sign(version)
 
 
 def _variant(repository: Path, name: str, *, max_batch: int | None = None, parameters: dict[str, str] = None):
@@ -146,7 +132,8 @@ def server_still_serves(request):
 
 # I: bad input ---------------------------------------------------------------------------------------------
 
-def test_i3_byte_size_that_does_not_match_the_shape_is_refused(server):
+def test_byte_size_that_does_not_match_the_shape_is_refused(server):
+    """Row I3 of docs/reliability.md."""
     channel = grpc.insecure_channel(server.options.grpc_url)
     stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
     size = int(np.prod(CLIP))
@@ -168,7 +155,8 @@ def test_i3_byte_size_that_does_not_match_the_shape_is_refused(server):
     ((1, 16, -1, 32, 3), r"."),
     ((1, *CLIP, 1), r"Expected \[-1,16,32,32,3\]"),
 ])
-def test_i5_batch_zero_negative_dims_and_wrong_rank_are_refused(server, shape, pattern):
+def test_batch_zero_negative_dims_and_wrong_rank_are_refused(server, shape, pattern):
+    """Row I5 of docs/reliability.md."""
     channel = grpc.insecure_channel(server.options.grpc_url)
     stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
     request = service_pb2.ModelInferRequest(model_name=MODEL_NAME)
@@ -183,14 +171,16 @@ def test_i5_batch_zero_negative_dims_and_wrong_rank_are_refused(server, shape, p
     channel.close()
 
 
-def test_i4_unknown_output_and_extra_input_are_named(server):
+def test_unknown_output_and_extra_input_are_named(server):
+    """Row I4 of docs/reliability.md."""
     refused(server, "INVALID_ARGUMENT", r"unexpected inference output 'attention'",
             outputs=[grpcclient.InferRequestedOutput("attention")])
     refused(server, "INVALID_ARGUMENT", r"expected 1 inputs but got 2 inputs|unexpected inference input 'extra'",
             inputs=[clip_input(), clip_input(name="extra")])
 
 
-def test_i7_oversize_messages_are_refused_without_memory_growth(server):
+def test_oversize_messages_are_refused_without_memory_growth(server):
+    """Row I7 of docs/reliability.md."""
     before = status_kb(server.pid, "VmRSS")
     largest = 4 * int(np.prod(CLIP))  # the largest legal batch in bytes
     for batch in (8, 4 + (64 << 20) // int(np.prod(CLIP))):  # 2x the largest, and 64 MiB over it
@@ -201,8 +191,8 @@ def test_i7_oversize_messages_are_refused_without_memory_growth(server):
     assert largest < (64 << 20)
 
 
-def test_i8_mutated_requests_and_garbage_bytes_never_break_the_server(server):
-    """Seeded bit flips of a valid serialized ModelInferRequest sent as raw bytes, and random bytes to the
+def test_mutated_requests_and_garbage_bytes_never_break_the_server(server):
+    """Row I8: Seeded bit flips of a valid serialized ModelInferRequest sent as raw bytes, and random bytes to the
     port: every call ends (answer or error) within its deadline and the server keeps serving."""
     request = service_pb2.ModelInferRequest(model_name=MODEL_NAME)
     tensor = request.inputs.add(name="clip", datatype="UINT8")
@@ -245,7 +235,8 @@ def test_i8_mutated_requests_and_garbage_bytes_never_break_the_server(server):
     (MODEL_NAME, "../1", "INVALID_ARGUMENT", r"version string '../1'.*version should be an integral value > 0"),
     (MODEL_NAME, "-1", "INVALID_ARGUMENT", r"version should be an integral value > 0"),
 ])
-def test_i9_path_like_model_names_and_versions_are_refused(server, model, version, status, pattern):
+def test_path_like_model_names_and_versions_are_refused(server, model, version, status, pattern):
+    """Row I9 of docs/reliability.md."""
     refused(server, status, pattern, model=model, model_version=version)
 
 
@@ -271,7 +262,8 @@ def _fire(server, model: str, count: int, **kwargs) -> list[tuple[str, str]]:
     return outcomes
 
 
-def test_o1_a_full_queue_rejects_exactly_the_overflow(server):
+def test_a_full_queue_rejects_exactly_the_overflow(server):
+    """Row O1 of docs/reliability.md."""
     first = threading.Thread(target=lambda: infer(server, model="stanet_queue"))  # occupies the instance
     first.start()
     time.sleep(0.15)
@@ -283,7 +275,8 @@ def test_o1_a_full_queue_rejects_exactly_the_overflow(server):
     assert [s for s, _ in outcomes].count("OK") == 4
 
 
-def test_o2_a_request_waiting_past_the_queue_timeout_is_rejected(server):
+def test_a_request_waiting_past_the_queue_timeout_is_rejected(server):
+    """Row O2 of docs/reliability.md."""
     before = metric(server, "nv_inference_request_failure", model="stanet_slow", reason="REJECTED")
     outcomes = _fire(server, "stanet_slow", 3)  # 3 s each, one at a time; the third waits 6 s > 5 s
     assert sorted(s for s, _ in outcomes) == ["OK", "OK", "UNAVAILABLE"], outcomes
@@ -291,13 +284,15 @@ def test_o2_a_request_waiting_past_the_queue_timeout_is_rejected(server):
     assert metric(server, "nv_inference_request_failure", model="stanet_slow", reason="REJECTED") - before == 1
 
 
-def test_o3_a_client_deadline_shorter_than_the_model_ends_the_call(server):
+def test_a_client_deadline_shorter_than_the_model_ends_the_call(server):
+    """Row O3 of docs/reliability.md."""
     started = time.monotonic()
     refused(server, "DEADLINE_EXCEEDED", r"Deadline Exceeded", model="stanet_slow", client_timeout=0.5)
     assert time.monotonic() - started < 2.0
 
 
-def test_o4_a_cancelled_request_stops_the_model_call(server):
+def test_a_cancelled_request_stops_the_model_call(server):
+    """Row O4 of docs/reliability.md."""
     done = threading.Event()
     with grpcclient.InferenceServerClient(server.options.grpc_url) as client:
         call = client.async_infer("stanet_slow", [clip_input()], callback=lambda result, error: done.set())
@@ -312,7 +307,8 @@ def test_o4_a_cancelled_request_stops_the_model_call(server):
 
 # F: faults ------------------------------------------------------------------------------------------------
 
-def test_f3_an_exception_in_the_model_fails_that_batch_only(server):
+def test_an_exception_in_the_model_fails_that_batch_only(server):
+    """Row F3 of docs/reliability.md."""
     before = metric(server, "stanet_backend_errors", model="stanet_raise", code="INTERNAL")
     refused(server, "INTERNAL", r"the model failed on a batch of 1 clips: injected fault", model="stanet_raise")
     # Triton 2.51 counts an error response as a success; the model's own counter sees it.
@@ -325,133 +321,12 @@ def test_non_finite_outputs_are_never_returned(server):
                                 r"'temporal_attention'\]", model="stanet_nan")
 
 
-def test_f2_a_hung_model_call_is_ended_by_its_time_budget(server):
+def test_a_hung_model_call_is_ended_by_its_time_budget(server):
+    """Row F2 of docs/reliability.md."""
     for _ in range(2):  # the second call gets a fresh worker although the first is still stuck
         started = time.monotonic()
         refused(server, "INTERNAL", r"exceeded its time budget of 1.5 s", model="stanet_hang")
         assert time.monotonic() - started < 5.0
-
-
-def _broken(tmp_path: Path, served_repository: Path, name: str, change) -> Path:
-    repo = tmp_path / name
-    shutil.copytree(served_repository, repo)
-    version = repo / MODEL_NAME / "1"
-    change(repo / MODEL_NAME)
-    _sign(version)  # a consistent (signed-off) broken export
-    return repo
-
-
-def test_f4_a_model_that_fails_to_load_stops_startup_with_its_reason(served_repository, tmp_path, capsys):
-    from serving.serve_cli import main as serve_main
-
-    def syntax_error(model):
-        (model / "1" / "model.py").write_text((model / "1" / "model.py").read_text() + "\ndef broken(:\n")
-
-    def wrong_dims(model):
-        text = (model / CONFIG_FILE).read_text()
-        (model / CONFIG_FILE).write_text(text.replace("dims: [ 16, 32, 32, 3 ]", "dims: [ 8, 32, 32, 3 ]"))
-
-    def bad_parameter(model):
-        text = (model / CONFIG_FILE).read_text()
-        (model / CONFIG_FILE).write_text(text.replace(f'key: "{TIME_BUDGET_PARAMETER}" value: {{ string_value: '
-                                                         f'"30000" }}', f'key: "{TIME_BUDGET_PARAMETER}" value: '
-                                                         f'{{ string_value: "soon" }}'))
-
-    cases = {"syntax": (syntax_error, r"SyntaxError: invalid syntax \(model.py, line \d+\)"),
-             "dims": (wrong_dims, r"config.pbtxt declares input 'clip' \[8, 32, 32, 3\] but model.onnx takes 'clip' "
-                                  r"\[16, 32, 32, 3\]"),
-             "parameter": (bad_parameter, r"config parameter 'time_budget_ms' must be an integer, got 'soon'")}
-    for name, (change, pattern) in cases.items():
-        repo = _broken(tmp_path, served_repository, name, change)
-        code = serve_main(["--repository", str(repo), "--grpc-port", str(free_port()),
-                           "--metrics-port", str(free_port()), "--startup-timeout", "60"])
-        err = capsys.readouterr().err
-        assert code == 1, (name, err)
-        assert "while starting" in err and re.search(pattern, err), (name, err)
-
-
-class _Output:
-    """Lines of a child's stdout, read on a thread so that waiting for one has a deadline."""
-
-    def __init__(self, process: subprocess.Popen):
-        self.lines: "queue.Queue[str]" = queue.Queue()
-        threading.Thread(target=lambda: [self.lines.put(line) for line in process.stdout], daemon=True).start()
-
-    def until(self, *texts: str, timeout_s: float = 120.0) -> list[str]:
-        """Lines up to the first holding one of `texts` (AssertionError with what came, past the deadline)."""
-        seen, deadline = [], time.monotonic() + timeout_s
-        while True:
-            try:
-                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-            except queue.Empty:
-                raise AssertionError(f"none of {texts} within {timeout_s:g} s; got {seen}") from None
-            seen.append(line)
-            if any(text in line for text in texts):
-                return seen
-
-
-def _start_serve(repository: Path, *extra: str) -> tuple[subprocess.Popen, str, list[str], _Output]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "stanet", "serve", "--repository", str(repository),
-                                "--grpc-port", str(port), "--metrics-port", str(free_port()),
-                                "--exit-timeout", "5", *extra], cwd=PROJECT, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    output = _Output(process)
-    return process, f"127.0.0.1:{port}", output.until("ready.", "error"), output
-
-
-def _stop(process: subprocess.Popen, output: _Output) -> str:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    return "".join(output.until("stopped", "error", timeout_s=5)) if process.returncode is not None else ""
-
-
-def _crash_and_restart(served_repository, crash) -> str:
-    """Start `stanet serve`, call `crash(url, triton_pid)`, wait for the restart; then the server must still
-    answer and stop cleanly. Returns what `stanet serve` printed about the restart."""
-    process, url, lines, output = _start_serve(served_repository)
-    try:
-        assert "ready." in lines[-1], lines
-        crash(url, int(re.search(r"pid (\d+)", "".join(lines)).group(1)))
-        text = "".join(output.until("ready again", "giving up", "failed", timeout_s=90))
-        assert process.poll() is None, text  # still serving
-        with StanetClient(url) as client:
-            assert client.infer_clips(np.zeros((1, *CLIP), np.uint8), top_k=1)[0].label
-    finally:
-        rest = _stop(process, output)
-    assert "stopped (Triton exit code 0)" in rest, rest
-    return text
-
-
-def test_f1_a_crashed_stub_is_reported_and_triton_restarted(served_repository):
-    def kill_a_stub(url: str, triton_pid: int) -> None:
-        stubs = stub_pids(triton_pid)
-        assert len(stubs) == 2  # two CPU instances
-        os.kill(stubs[0], signal.SIGKILL)
-        with StanetClient(url, retries=0) as client:  # this Triton still says ready; the dead instance fails fast
-            for _ in range(10):
-                try:
-                    client.infer_clips(np.zeros((1, *CLIP), np.uint8), top_k=1)
-                except ServingError as exc:  # the dead instance, or the restart already under way
-                    assert re.search(r"Stub process 'stanet_0_\d' is not healthy|not available|no available "
-                                     r"versions|shutting down", str(exc)), exc
-                    break
-
-    text = _crash_and_restart(served_repository, kill_a_stub)
-    assert "Triton is not ready" in text and "restarting it (1 of at most 5" in text, text
-
-
-def test_f1b_a_crashed_tritonserver_is_restarted(served_repository):
-    """The embedded tritonserver 2.51 itself segfaults when a cancellation races with a response (upstream
-    triton-inference-server/server#7368; `python -m serving.tools.cancel_race`); `stanet serve` restarts it instead
-    of exiting. SIGKILL stands in for the crash."""
-    text = _crash_and_restart(served_repository, lambda url, triton_pid: os.kill(triton_pid, signal.SIGKILL))
-    assert "tritonserver exited on its own with code -9" in text, text
-    assert "Triton exited; restarting it (1 of at most 5" in text and "ready again" in text, text
 
 
 def test_cancel_race_control_load_leaves_the_server_serving(server):
@@ -461,28 +336,16 @@ def test_cancel_race_control_load_leaves_the_server_serving(server):
     kills this 2.51 at random (docs/benchmark.md), so it is not run here."""
     result = subprocess.run([sys.executable, "-m", "serving.tools.cancel_race", "--url", server.options.grpc_url,
                              "--control", "--seconds", "3", "--workers", "2"],
-                            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+                            cwd=PROJECT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"median latency [\d.]+ ms at 2 workers; control", result.stdout), result.stdout
     assert re.search(r"the server survived 3 s \(OK \d+\)$", result.stdout.strip()), result.stdout
 
 
-@pytest.mark.parametrize("module, arguments, message", [
-    ("serving.tools.cancel_race", ["--url", "127.0.0.1:1", "--workers", "0"],
-     "--workers 0 / --seconds 180: expected at least 1 worker and a positive duration"),
-    ("serving.tools.soak", ["--repository", "models", "--loads", "valid,bogus"],
-     "--loads 'valid,bogus': unknown bogus; expected a comma-separated subset of "
-     "valid,invalid,deadline,cancel,killed"),
-])
-def test_reliability_tools_name_a_bad_argument(module, arguments, message):
-    result = subprocess.run([sys.executable, "-m", module, *arguments], cwd=Path(__file__).resolve().parents[1],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and message in result.stderr, result.stderr
-
-
 # S: security ----------------------------------------------------------------------------------------------
 
-def test_s1_models_cannot_be_loaded_or_unloaded(server):
+def test_models_cannot_be_loaded_or_unloaded(server):
+    """Row S1 of docs/reliability.md."""
     headers = {f"triton-grpc-protocol-{ADMIN_HEADER_KEY}": ADMIN_TOKEN}
     with grpcclient.InferenceServerClient(server.options.grpc_url) as client:
         for call in (lambda h: client.load_model(MODEL_NAME, headers=h), lambda h: client.unload_model(MODEL_NAME, headers=h)):
@@ -495,118 +358,15 @@ def test_s1_models_cannot_be_loaded_or_unloaded(server):
         assert client.is_model_ready(MODEL_NAME, client_timeout=10)
 
 
-def test_s4_triton_listens_on_loopback_only_and_http_is_off(server):
+def test_triton_listens_on_loopback_only_and_http_is_off(server):
+    """Row S4 of docs/reliability.md."""
     ports = listening_ports(server.pid)
     assert ports == {("127.0.0.1", server.options.grpc_port), ("127.0.0.1", server.options.metrics_port)}, ports
 
 
-def test_s5_no_error_message_leaks_paths_shared_memory_names_or_tracebacks():
+def test_no_error_message_leaks_paths_shared_memory_names_or_tracebacks():
+    """Row S5 of docs/reliability.md."""
     assert len(MESSAGES) >= 20
     for message in MESSAGES:
         assert "Traceback" not in message and "triton_python_backend_shm" not in message, message
         assert not re.search(r"/(tmp|work|root|home|usr)/", message), message
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory) -> Path:
-    """A test CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl."""
-    folder = tmp_path_factory.mktemp("tls")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=stanet test CA",
-             "-keyout", "ca.key", "-out", "ca.crt", cwd=folder)
-    (folder / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name, ext in (("server", ["-extfile", "server.ext"]), ("client", [])):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN=stanet {name}", "-keyout", f"{name}.key",
-                 "-out", f"{name}.csr", cwd=folder)
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-days", "2", "-out", f"{name}.crt", *ext, cwd=folder)
-    return folder
-
-
-def _tls_answer(url: str, **tls) -> str:
-    try:
-        with StanetClient(url, timeout_s=5, retries=0, **tls) as client:
-            client.infer_clips(np.zeros((1, *CLIP), np.uint8), top_k=1)
-        return "OK"
-    except ServingError as exc:
-        return str(exc)
-
-
-def test_s6_tls_and_mutual_tls(served_repository, certificates):
-    c = certificates
-    server_tls = ["--tls-cert", str(c / "server.crt"), "--tls-key", str(c / "server.key"), "--tls-ca", str(c / "ca.crt")]
-    process, url, lines, output = _start_serve(served_repository, *server_tls)
-    try:
-        assert "ready." in lines[-1] and "(TLS;" in lines[-1], lines
-        assert _tls_answer(url, ssl=True, root_certificates=str(c / "ca.crt")) == "OK"
-        assert "OK" != _tls_answer(url)  # plaintext client
-    finally:
-        _stop(process, output)
-    mutual = [*server_tls, "--tls-client-ca", str(c / "ca.crt"), "--tls-probe-cert", str(c / "client.crt"),
-              "--tls-probe-key", str(c / "client.key")]
-    process, url, lines, output = _start_serve(served_repository, *mutual)
-    try:
-        assert "ready." in lines[-1] and "(mutual TLS;" in lines[-1], lines
-        client_cert = dict(private_key=str(c / "client.key"), certificate_chain=str(c / "client.crt"))
-        assert _tls_answer(url, ssl=True, root_certificates=str(c / "ca.crt"), **client_cert) == "OK"
-        assert "OK" != _tls_answer(url, ssl=True, root_certificates=str(c / "ca.crt"))  # no client certificate
-        assert "OK" != _tls_answer(url)
-    finally:
-        rest = _stop(process, output)
-    assert "stopped (Triton exit code 0)" in rest
-
-
-class _Payload:
-    """Unpickling this would create a marker file: a stand-in for code execution by a checkpoint."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
-def test_s7_a_pickle_payload_in_a_checkpoint_is_refused(tmp_path):
-    import torch
-
-    from stanet.checkpoint import CheckpointError, load_checkpoint
-
-    marker = tmp_path / "executed"
-    path = tmp_path / "evil.pt"
-    torch.save({"model": _Payload(marker)}, path, pickle_module=pickle)
-    with pytest.raises(CheckpointError):
-        load_checkpoint(path)
-    assert not marker.exists()
-
-
-def test_s7_a_changed_artifact_stops_serve_before_triton_starts(served_repository, tmp_path, capsys):
-    from serving.serve_cli import main as serve_main
-
-    repo = tmp_path / "models"
-    shutil.copytree(served_repository, repo)
-    with open(repo / MODEL_NAME / "1" / ONNX_FILE, "ab") as handle:
-        handle.write(b"\0")
-    assert serve_main(["--repository", str(repo), "--grpc-port", str(free_port()),
-                       "--metrics-port", str(free_port())]) == 2
-    assert "model.onnx: SHA-256 differs from SHA256SUMS" in capsys.readouterr().err
-
-
-def test_s9_pinned_versions_are_patched_or_mitigated():
-    from importlib.metadata import version
-
-    def numbers(text: str) -> tuple[int, ...]:
-        return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
-
-    assert numbers(version("torch")) >= (2, 10, 0)  # weights_only bypass (<= 2.5.1) and CVE-2026-24747 (< 2.10)
-    assert numbers(version("onnx")) >= (1, 17, 0)  # external-data traversal fixes
-    # The embedded Triton 2.51 predates the 2025 fixes: it runs only on loopback with HTTP off and the shared-
-    # memory and repository protocols restricted (test_s4, test_admin_protocols_are_restricted...); production
-    # images are pinned at or above 25.07 (2.59.1).
-    compose = (PROJECT / "docker-compose.yml").read_text()
-    deployment = (PROJECT / "deploy" / "k8s" / "base" / "deployment.yaml").read_text()
-    for text in (compose, deployment):
-        for release in re.findall(r"tritonserver:(\d+)\.(\d+)", text):
-            assert tuple(map(int, release)) >= (25, 7), release

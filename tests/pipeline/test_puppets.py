@@ -170,7 +170,7 @@ def test_generated_directory_reads_back_and_is_deterministic(tmp_path: Path, cap
 
 @pytest.mark.slow
 def test_a_single_frame_classifier_stays_near_chance(tmp_path: Path) -> None:
-    """The same single-frame classifier as tests/test_synthetic_needs_motion.py (the recognizer's trunk and a
+    """The same single-frame classifier as tests/pipeline/test_synthetic_needs_motion.py (the recognizer's trunk and a
     position-aware head), trained on one frame per clip: near chance, on any frame or on an acting one."""
     import torch
     from torch import nn
