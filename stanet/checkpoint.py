@@ -83,10 +83,6 @@ def load_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], *, s
     own = model.state_dict()
     mismatch = compare_state_dicts(own, state_dict)
     if mismatch:
-        parts = [f"{what} {keys[:3]}{' ...' if len(keys) > 3 else ''}"
-                 for what, keys in (("missing", mismatch.missing), ("unexpected", mismatch.unexpected)) if keys]
-        if mismatch.mismatched:
-            k = mismatch.mismatched[0]
-            parts.append(f"{k} is {tuple(state_dict[k].shape)} in the {source}, {tuple(own[k].shape)} in the model")
-        raise CheckpointError(f"the {source} was made for another model configuration: " + "; ".join(parts))
+        raise CheckpointError(f"the {source} was made for another model configuration: "
+                              + mismatch.describe(own, state_dict, source))
     model.load_state_dict(state_dict)

@@ -95,11 +95,6 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
     own = backbone.state_dict()
     mismatch = compare_state_dicts(own, renamed)
     if mismatch:
-        details = [f"{len(keys)} {what} (e.g. {keys[:3]})"
-                   for what, keys in (("missing", mismatch.missing), ("unexpected", mismatch.unexpected)) if keys]
-        if mismatch.mismatched:
-            k = mismatch.mismatched[0]
-            details.append(f"{len(mismatch.mismatched)} of the wrong shape (e.g. {k}: file "
-                           f"{tuple(renamed[k].shape)}, model {tuple(own[k].shape)})")
-        raise ValueError(f"backbone weights file {path} does not fit this architecture: " + "; ".join(details))
+        raise ValueError(f"backbone weights file {path} does not fit this architecture: "
+                         + mismatch.describe(own, renamed, "file"))
     backbone.load_state_dict(renamed)

@@ -17,6 +17,17 @@ class StateDictMismatch:
     def __bool__(self) -> bool:
         return bool(self.missing or self.unexpected or self.mismatched)
 
+    def describe(self, own: Mapping[str, torch.Tensor], incoming: Mapping[str, torch.Tensor], source: str) -> str:
+        """What differs, with a few keys each: "2 missing (e.g. [...]); 1 of the wrong shape (e.g. k: SOURCE
+        (3, 3), model (4, 3))", for an error message that lets the user tell which model the file was for."""
+        details = [f"{len(keys)} {what} (e.g. {keys[:3]})"
+                   for what, keys in (("missing", self.missing), ("unexpected", self.unexpected)) if keys]
+        if self.mismatched:
+            k = self.mismatched[0]
+            details.append(f"{len(self.mismatched)} of the wrong shape (e.g. {k}: {source} "
+                           f"{tuple(incoming[k].shape)}, model {tuple(own[k].shape)})")
+        return "; ".join(details)
+
 
 def compare_state_dicts(own: Mapping[str, torch.Tensor], incoming: Mapping[str, torch.Tensor]) -> StateDictMismatch:
     """`own` is the model's state dict, `incoming` the one about to be loaded into it."""

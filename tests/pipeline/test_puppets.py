@@ -170,32 +170,10 @@ def test_generated_directory_reads_back_and_is_deterministic(tmp_path: Path, cap
 
 @pytest.mark.slow
 def test_a_single_frame_classifier_stays_near_chance(tmp_path: Path) -> None:
-    """The same single-frame classifier as tests/pipeline/test_synthetic_needs_motion.py (the recognizer's trunk and a
-    position-aware head), trained on one frame per clip: near chance, on any frame or on an acting one."""
-    import torch
-    from torch import nn
-    from test_synthetic_needs_motion import SingleFrameClassifier, single_frames
-
-    from training.data import ClipDataset, ClipSpec
+    """The single-frame classifier of tests/single_frame.py (the recognizer's trunk and a position-aware head),
+    trained on one frame per clip: near chance, on any frame or on an acting one."""
+    from single_frame import single_frame_accuracies
 
     config = PuppetsConfig(seed=21, train=360, val=0, test=120, frame_size=32, num_frames=16)
-    dataset = load_dataset(generate_puppets(tmp_path / "data", config, progress=False))
-    spec = ClipSpec(clip_length=16, height=32, width=32)
-    train = ClipDataset(dataset.split("train"), spec, train=True, progress=False)
-    test = ClipDataset(dataset.split("test"), spec, train=False, progress=False)
-    rng = np.random.default_rng(0)
-    torch.manual_seed(0)
-    single = SingleFrameClassifier(len(CLASS_NAMES), 32)
-    optimizer = torch.optim.Adam(single.parameters(), lr=2e-3)
-    for epoch in range(16):
-        x, y = single_frames(train, rng, acting_only=epoch % 2 == 0)
-        for start in range(0, len(y), 32):
-            loss = nn.functional.cross_entropy(single(x[start:start + 32]), y[start:start + 32])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    single.eval()
-    with torch.no_grad():
-        accuracies = [(single(x).argmax(1) == y).float().mean().item()
-                      for x, y in (single_frames(test, rng, acting_only) for acting_only in (False, True))]
+    accuracies = single_frame_accuracies(generate_puppets(tmp_path / "data", config, progress=False))
     assert max(accuracies) < 1 / len(CLASS_NAMES) + 0.15, accuracies

@@ -61,7 +61,8 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
 def test_checkpoint_of_another_config_is_refused(tmp_path):
     small = build_model(ModelConfig(num_classes=3, backbone_width=8, hidden_channels=8, attention_dim=8))
     other = build_model(ModelConfig(num_classes=3, backbone_width=8, hidden_channels=16, attention_dim=8))
-    with pytest.raises(CheckpointError, match=r"another model configuration: .*is \(.*\) in the checkpoint"):
+    with pytest.raises(CheckpointError, match=r"another model configuration: .*of the wrong shape "
+                                              r"\(e\.g\. .*: checkpoint \(.*\), model \(.*\)\)"):
         load_state(other, small.state_dict(), source="checkpoint")
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")

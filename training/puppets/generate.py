@@ -15,7 +15,7 @@ from training.puppets.config import FIGURE_SCALE_RANGE, MAX_DISTRACTORS, Puppets
 from training.puppets.motions import CLASS_NAMES
 from training.puppets.scene import render_puppet_clip
 from training.synth.config import MAX_PAN
-from training.synth.generate import generate_from_args, write_generated_dataset
+from training.synth.generate import generator_parser, run_generator, write_generated_dataset
 
 PUPPETS_CONFIG_FILE = "puppets_config.json"
 PUPPETS_OUTPUT = OutputKind(marker=PUPPETS_CONFIG_FILE, what="a puppets dataset", command="stanet data puppets")
@@ -30,18 +30,17 @@ def generate_puppets(out_dir: str | Path, config: PuppetsConfig, *, progress: bo
                                    progress=progress, overwrite=overwrite)
 
 
+DESCRIPTION = (
+    "Generate the puppets benchmark: an anti-aliased puppet stands, traces one of "
+    f"{len(CLASS_NAMES)} paths ({', '.join(CLASS_NAMES)}) in any orientation with its arms raised during a "
+    "random interval and stands again, on a natural-looking ground among other puppets and bouncing balls; "
+    "every frame has the actor's box."
+)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     default = PuppetsConfig()
-    parser = argparse.ArgumentParser(
-        prog="stanet data puppets",
-        description="Generate the puppets benchmark: an anti-aliased puppet stands, traces one of "
-        f"{len(CLASS_NAMES)} paths ({', '.join(CLASS_NAMES)}) in any orientation with its arms raised during a "
-        "random interval and stands again, on a natural-looking ground among other puppets and bouncing balls; "
-        "every frame has the actor's box.",
-    )
-    parser.add_argument("--out", type=Path, required=True, help="dataset directory to create")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists and is not empty")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser = generator_parser("stanet data puppets", DESCRIPTION)
     helps = {
         "seed": "random seed",
         "train": "train clips", "val": "val clips", "test": "test clips",
@@ -62,10 +61,5 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    made = generate_from_args(PUPPETS_OUTPUT.command, parse_args(argv), PuppetsConfig, generate_puppets)
-    if made is None:
-        return 2
-    config, out_dir = made
-    total = sum(config.clips_per_split.values())
-    print(f"wrote {total} puppet clips ({len(CLASS_NAMES)} classes) to {out_dir}")
-    return 0
+    return run_generator(PUPPETS_OUTPUT.command, parse_args(argv), PuppetsConfig, generate_puppets,
+                         lambda c: f"puppet clips ({len(CLASS_NAMES)} classes)")

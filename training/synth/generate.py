@@ -137,29 +137,40 @@ def config_from_args(args: argparse.Namespace, config_type: type[T]) -> T:
                           if getattr(args, f.name, None) is not None})
 
 
-def generate_from_args(prog: str, args: argparse.Namespace, config_type: type[T],
-                       write: Callable[..., Path]) -> tuple[T, Path] | None:
-    """A generator CLI's work: its config from `args`, then `write(args.out, config, progress=, overwrite=)`;
-    None (the error printed as `prog: error: ...`) when the config is invalid or the target is taken."""
+def run_generator(prog: str, args: argparse.Namespace, config_type: type[T], write: Callable[..., Path],
+                  summary: Callable[[T], str]) -> int:
+    """A generator CLI's work: its config from `args`, `write(args.out, config, progress=, overwrite=)`, then
+    "wrote N SUMMARY to OUT" (exit 0); exit 2 with `prog: error: ...` when the config is invalid or the target
+    is taken."""
     try:
         config = config_from_args(args, config_type)
-        return config, write(args.out, config, progress=not args.quiet, overwrite=args.overwrite)
+        out_dir = write(args.out, config, progress=not args.quiet, overwrite=args.overwrite)
     except (ValueError, FileExistsError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
-        return None
+        return 2
+    print(f"wrote {sum(config.clips_per_split.values())} {summary(config)} to {out_dir}")
+    return 0
+
+
+def generator_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """A generator CLI's parser with the flags every generator has: --out, --overwrite, --quiet."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--out", type=Path, required=True, help="dataset directory to create")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists and is not empty")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+DESCRIPTION = (
+    "Generate the synthetic actions benchmark: an actor idles, performs one of "
+    f"{len(CLASS_NAMES)} motion-defined actions ({', '.join(CLASS_NAMES)}) during a random interval and "
+    "idles again, among moving distractors and clutter; every frame has the actor's box."
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     default = SynthConfig()
-    parser = argparse.ArgumentParser(
-        prog="stanet data synth",
-        description="Generate the synthetic actions benchmark: an actor idles, performs one of "
-        f"{len(CLASS_NAMES)} motion-defined actions ({', '.join(CLASS_NAMES)}) during a random interval and "
-        "idles again, among moving distractors and clutter; every frame has the actor's box.",
-    )
-    parser.add_argument("--out", type=Path, required=True, help="dataset directory to create")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists and is not empty")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser = generator_parser("stanet data synth", DESCRIPTION)
     parser.add_argument("--seed", type=int, help=f"random seed (default {default.seed})")
     for split in SPLITS:
         parser.add_argument(f"--{split}", type=int, help=f"{split} clips (default {getattr(default, split)})")
@@ -197,10 +208,5 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    made = generate_from_args(SYNTH_OUTPUT.command, parse_args(argv), SynthConfig, generate_dataset)
-    if made is None:
-        return 2
-    config, out_dir = made
-    total = sum(config.clips_per_split.values())
-    print(f"wrote {total} clips ({len(CLASS_NAMES)} classes, difficulty {config.difficulty}) to {out_dir}")
-    return 0
+    return run_generator(SYNTH_OUTPUT.command, parse_args(argv), SynthConfig, generate_dataset,
+                         lambda c: f"clips ({len(CLASS_NAMES)} classes, difficulty {c.difficulty})")
