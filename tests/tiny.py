@@ -22,8 +22,9 @@ TINY_TRAIN = ["train.batch_size=8", "train.max_minutes=0", "train.lr=3e-3"]
 
 
 def tiny_overrides(epochs: int = 2, *extra: str) -> list[str]:
-    """`--set` arguments for `stanet train`: the tiny model, `epochs` epochs, then `extra` fields."""
-    args = []
+    """Configuration arguments for `stanet train`: the `plain` preset (the dataclass defaults, whatever the
+    default recipe is), the tiny model, `epochs` epochs, then `extra` fields."""
+    args = ["--preset", "plain"]
     for item in [*TINY_MODEL, *TINY_TRAIN, f"train.epochs={epochs}", *extra]:
         args += ["--set", item]
     return args

@@ -111,6 +111,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "loss": {"total_variation": 0.05, "contrast": 0.1, "unimodality": 0.1, "mask_area": 0.1,
                            "temporal_entropy": 0.3}},
     },
+    # The dataclass defaults (ModelConfig, TrainConfig) and nothing else: the base for a --config or --set
+    # list that spells out its whole recipe, unaffected by what DEFAULT_PRESET becomes.
+    "plain": {"model": {}, "train": {}},
     "paper": {
         "model": {"clip_length": 16, "height": 224, "width": 224, "backbone": "resnet50", "freeze_backbone": True,
                   "hidden_channels": 512, "attention_dim": 256, "channel_dropout": 0.2},
@@ -120,6 +123,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "loss": {"total_variation": 0.27, "contrast": 0.16, "unimodality": 1.0, "mask_area": 0.0}},
     },
 }
+
+
+# What `stanet train` (and `stanet features extract`) start from when no --preset is given; --config and --set
+# apply on top of it. docs/benchmark.md, "Generalization suite", has how it does on data it was not tuned for.
+DEFAULT_PRESET = "synthetic"
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -152,9 +160,11 @@ def _check_keys(values: dict[str, Any], allowed: set[str], where: str) -> None:
 
 
 def resolve_run_config(preset: str | None = None, config_file: str | Path | None = None,
-                       overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """preset, then file, then `section.field=value` overrides (later wins)."""
-    values: dict[str, Any] = {"model": {}, "train": {}}
+                       overrides: list[str] | tuple[str, ...] = (), *,
+                       base: dict[str, Any] | None = None) -> RunConfig:
+    """`base` (a run config's dict, e.g. a resumed run's own) or the plain defaults, then the preset, then the
+    file, then `section.field=value` overrides (later wins)."""
+    values: dict[str, Any] = _merge({"model": {}, "train": {}}, base or {})
     if preset is not None:
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; presets: {sorted(PRESETS)}")
@@ -192,22 +202,27 @@ def resolve_run_config(preset: str | None = None, config_file: str | Path | None
 
 
 def add_run_config_arguments(parser: argparse.ArgumentParser, *, default_preset: str | None = None) -> None:
-    """`--preset`, `--config` and `--set`, the command-line form of resolve_run_config's arguments."""
-    default = f" (default: {default_preset})" if default_preset else ""
-    parser.add_argument("--preset", default=default_preset, help=f"named configuration: {', '.join(PRESETS)}{default}")
+    """`--preset`, `--config` and `--set`, the command-line form of resolve_run_config's arguments; without
+    --preset, `default_preset` is the base that --config and --set adjust."""
+    default = f" (default: {default_preset}; --config and --set apply on top of it)" if default_preset else ""
+    parser.add_argument("--preset", help=f"named configuration: {', '.join(PRESETS)}{default}")
     parser.add_argument("--config", help="YAML or JSON file with 'model' and 'train' sections")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                         help="override one field, e.g. --set train.lr=3e-4 --set model.hidden_channels=64")
+    parser.set_defaults(default_preset=default_preset)
 
 
 def run_config_given(args: argparse.Namespace) -> bool:
-    """Whether any of add_run_config_arguments' arguments was given."""
+    """Whether any of add_run_config_arguments' arguments was given on the command line."""
     return bool(args.preset or args.config or args.overrides)
 
 
-def run_config_from_arguments(args: argparse.Namespace) -> RunConfig:
-    """The run configuration of add_run_config_arguments' arguments (the plain defaults when none is given)."""
-    return resolve_run_config(args.preset, args.config, args.overrides)
+def run_config_from_arguments(args: argparse.Namespace, *, base: dict[str, Any] | None = None) -> RunConfig:
+    """The run configuration of add_run_config_arguments' arguments: --preset (or, without it and without
+    `base`, the parser's default preset), then --config, then --set. With `base` (a resumed run's own
+    configuration) and no --preset, --config and --set adjust `base`."""
+    preset = args.preset or (None if base is not None else args.default_preset)
+    return resolve_run_config(preset, args.config, args.overrides, base=None if args.preset else base)
 
 
 def run_config_from_dict(values: dict[str, Any]) -> RunConfig:

@@ -24,6 +24,12 @@ RESUMABLE_CHANGES = {"epochs", "max_minutes", "num_workers", "persistent_workers
                      "checkpoint_every_steps", "backbone_weights", "dist_timeout_minutes"}
 
 
+def stored_run_config(out_dir: Path) -> dict[str, Any] | None:
+    """The run configuration saved in `out_dir`'s last.pt (None when there is none: start_or_resume says so)."""
+    last_path = out_dir / LAST_CHECKPOINT
+    return load_checkpoint(last_path).extra["run_config"] if last_path.is_file() else None
+
+
 def start_or_resume(out_dir: Path, run_config: RunConfig | None, resume: bool) -> tuple[RunConfig, Checkpoint | None]:
     """The run's configuration and, with `resume`, the checkpoint to continue from. A resumed run keeps its
     model section; `run_config=None` continues with the run's own training section too."""

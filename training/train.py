@@ -28,11 +28,12 @@ import torch.distributed as dist
 from stanet.checkpoint import CheckpointError
 from stanet.constants import LAST_CHECKPOINT
 from stanet.dataset_format import DatasetFormatError
-from training.config import (RunConfig, add_run_config_arguments, resolve_run_config, run_config_from_arguments,
+from training.config import (DEFAULT_PRESET, RunConfig, add_run_config_arguments, run_config_from_arguments,
                              run_config_given)
 from training.distributed import DistributedError
 from training.loop import TrainingError
 from training.run import train
+from training.run_state import stored_run_config
 
 
 def _is_main_process() -> bool:
@@ -47,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="train on a `stanet features extract` cache instead of --data (sets train.features; "
                              "needs model.freeze_backbone=true)")
     parser.add_argument("--out", required=True, help="run directory for best.pt, last.pt and logs")
-    add_run_config_arguments(parser)
+    add_run_config_arguments(parser, default_preset=DEFAULT_PRESET)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
@@ -57,9 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        run_config = run_config_from_arguments(args) if run_config_given(args) else None
-        if run_config is None and not args.resume:
-            run_config = resolve_run_config("synthetic")
+        if not args.resume:
+            run_config = run_config_from_arguments(args)
+        elif run_config_given(args):  # --set/--config adjust the run's own configuration (or --preset's)
+            run_config = run_config_from_arguments(args, base=stored_run_config(Path(args.out)))
+        else:
+            run_config = None  # the run's own
         if args.features and run_config is not None:
             run_config = RunConfig(model=run_config.model, train=replace(run_config.train, features=args.features))
         if args.data and args.features:

@@ -42,7 +42,8 @@ CACHE_RUN = ["model.clip_length=8", "model.height=32", "model.width=32", "model.
 
 
 def sets(items: list[str]) -> list[str]:
-    return [arg for item in items for arg in ("--set", item)]
+    """The `plain` preset (the dataclass defaults, whatever the default recipe is) and `--set` each item."""
+    return ["--preset", "plain", *(arg for item in items for arg in ("--set", item))]
 
 
 def extract(data: Path, out: Path, *args: str) -> int:

@@ -19,6 +19,7 @@ from tiny import tiny_model_config, tiny_overrides
 from stanet.checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint
 from stanet.config import ModelConfig
 from stanet.model import build_model
+from training.config import resolve_run_config
 from training.train import main as train_main
 
 pytestmark = pytest.mark.slow
@@ -69,6 +70,19 @@ def test_checkpoint_of_another_config_is_refused(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot be read as a stanet checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_set_alone_on_resume_adjusts_the_run_own_recipe(tiny_dataset, tmp_path):
+    """A run of the demo preset resumed with `--set train.epochs=2` only: it continues with its own recipe
+    (the demo preset's loss weights and schedule), the epochs raised, not with the default recipe's."""
+    out = tmp_path / "run"
+    args = tiny_overrides(1)[2:]  # the tiny model's --set list without `--preset plain`
+    assert run_train(tiny_dataset, out, "--preset", "demo", *args) == 0
+    assert run_train(tiny_dataset, out, "--resume", "--set", "train.epochs=2") == 0
+    stored = load_checkpoint(out / "last.pt").extra["run_config"]
+    demo = resolve_run_config("demo", overrides=args[1::2]).to_dict()
+    assert stored["train"] == {**demo["train"], "epochs": 2} and stored["model"] == demo["model"]
+    assert len(history(out)) == 2
 
 
 def test_resume_after_an_epoch_continues_identically(tiny_dataset, tmp_path):

@@ -30,7 +30,7 @@ from stanet.dataset_format import ClipRecord, DatasetFormatError, load_dataset
 from stanet.model import AttentionRecognizer, build_model
 from stanet.model.preprocess import normalize_clip
 from stanet.video import VideoDecodeError
-from training.config import RunConfig, add_run_config_arguments, run_config_from_arguments, run_config_given
+from training.config import DEFAULT_PRESET, RunConfig, add_run_config_arguments, run_config_from_arguments, run_config_given
 from training.data import ClipDataset, ClipSpec
 from training.features.cache import (BACKBONE_FILE, DTYPES, INDEX_FILE, CacheHeader, CacheIndex, ClipEntry,
                                      FeatureCacheError, atomic_write, feature_fields, read_index, remove_temp_files,
@@ -223,7 +223,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", required=True, help="dataset directory (classes.txt + annotations.jsonl)")
     parser.add_argument("--out", required=True, help="cache directory (created; re-run the command to resume)")
     parser.add_argument("--checkpoint", help="take the trunk and clip geometry from this stanet checkpoint")
-    add_run_config_arguments(parser)  # or a run configuration, as for `stanet train`
+    add_run_config_arguments(parser, default_preset=DEFAULT_PRESET)  # or a run configuration, as for `stanet train`
     parser.add_argument("--split", dest="splits", action="append", choices=SPLITS,
                         help="split to extract, repeatable (default: train and val)")
     parser.add_argument("--clips-per-shard", type=int, default=ExtractOptions.clips_per_shard)
