@@ -6,7 +6,9 @@ Reports (stable JSON keys, see README "Evaluation output"):
   box; fraction of frames with IoU >= alpha) and the pointing game, for the model's masks and for the CAM
   baseline (a linear classifier without attention fitted on the same trunk's pooled features);
 - temporal: frame-level AP, attention mass inside the ground-truth interval and the paper's hit rate, for
-  the model's weights and for uniform weights.
+  the model's weights and for uniform weights;
+- faithfulness (`--faithfulness`): deletion/insertion areas and the randomization test
+  (training/faithfulness/__init__.py; docs/model.md, "Faithfulness").
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from stanet.model.preprocess import normalize_clip
 from stanet.model.recognizer import probabilities
 from training import metrics
 from training.data import ClipDataset, ClipSpec
+from training.faithfulness.config import BASELINES, DEFAULT_CLIPS, FaithfulnessConfig
 from training.loop import TrainingError, select_device
 
 
@@ -107,7 +110,11 @@ def _boxes_per_clip(boxes: np.ndarray, inside: np.ndarray | None = None) -> list
 
 def evaluate(checkpoint: str | Path, data_dir: str | Path, *, split: str = "test", device: str = "auto",
              batch_size: int = 32, num_workers: int = 0, cam_baseline: bool = True, cam_clips: int = 512,
-             figures: str | Path | None = None, num_figures: int = 8, progress: bool = True) -> dict[str, Any]:
+             figures: str | Path | None = None, num_figures: int = 8, progress: bool = True,
+             faithfulness: FaithfulnessConfig | None = None, served: list[str | Path] | None = None,
+             served_clips: int = 8) -> dict[str, Any]:
+    if served and faithfulness is None:
+        raise EvaluationError("served graphs are compared on the faithfulness numbers: add --faithfulness")
     ckpt = load_checkpoint(checkpoint)
     config = ckpt.model_config
     dataset = load_dataset(data_dir)
@@ -159,6 +166,12 @@ def evaluate(checkpoint: str | Path, data_dir: str | Path, *, split: str = "test
         report["spatial"]["cam_baseline"] = metrics.spatial_localization(list(res["cam"]), boxes, frame_hw)
     if figures is not None:
         report["figures"] = write_figures(figures, target, res, ckpt.class_names, num_figures)
+    if faithfulness is not None:
+        from training.faithfulness.section import faithfulness_section  # noqa: PLC0415 - captum when asked
+
+        report["faithfulness"] = faithfulness_section(
+            model, target, faithfulness, cam_weight=cam_weight, served=served, served_clips=served_clips,
+            figures=figures, num_figures=num_figures, class_names=ckpt.class_names, progress=progress)
     return report
 
 
@@ -206,6 +219,10 @@ def format_report(report: dict[str, Any]) -> str:
     for name, values in t.items():
         lines.append(f"    {name:<28}{pct(values['frame_ap'])}   {pct(values['mass_inside'])}   "
                      f"{pct(values['interval_fraction'])}          {pct(values['paper_hit_rate']['0.3'])}")
+    if "faithfulness" in report:
+        from training.faithfulness.section import format_faithfulness  # noqa: PLC0415
+
+        lines += format_faithfulness(report["faithfulness"])
     return "\n".join(lines)
 
 
@@ -222,17 +239,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--faithfulness", action="store_true",
+                        help="also measure deletion/insertion curves and the randomization test")
+    parser.add_argument("--faithfulness-clips", default=str(DEFAULT_CLIPS), metavar="N|all",
+                        help=f"clips of the split scored, a seeded subsample (default {DEFAULT_CLIPS}; "
+                             "all: every clip)")
+    parser.add_argument("--faithfulness-steps", type=int, default=FaithfulnessConfig.steps,
+                        help="spatial curve steps (>= 2)")
+    parser.add_argument("--faithfulness-baseline", default=FaithfulnessConfig.baseline,
+                        help=f"what removed pixels become: {' or '.join(BASELINES)}")
+    parser.add_argument("--faithfulness-seed", type=int, default=FaithfulnessConfig.seed)
+    parser.add_argument("--served", action="append", metavar="PATH",
+                        help="exported graph (.onnx, model folder or repository) whose outputs recompute the "
+                             "model's curves, compared with PyTorch's (repeatable; needs --faithfulness)")
+    parser.add_argument("--served-clips", type=int, default=8, help="clips recomputed through each served graph")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
+
+
+def faithfulness_config(args: argparse.Namespace) -> FaithfulnessConfig | None:
+    """The settings the --faithfulness-* options give (ValueError naming a bad one), None without --faithfulness."""
+    if not args.faithfulness:
+        return None
+    clips = args.faithfulness_clips
+    if clips != "all":
+        try:
+            clips = int(clips)
+        except ValueError:
+            raise ValueError(f"--faithfulness-clips must be a positive number of clips or 'all', "
+                             f"got {clips!r}") from None
+        if clips <= 0:
+            raise ValueError(f"--faithfulness-clips must be a positive number of clips or 'all', got {clips}")
+    return FaithfulnessConfig(steps=args.faithfulness_steps, baseline=args.faithfulness_baseline,
+                              clips=None if clips == "all" else clips, seed=args.faithfulness_seed)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if args.served_clips <= 0:
+            raise ValueError(f"--served-clips must be a positive number of clips, got {args.served_clips}")
         report = evaluate(args.checkpoint, args.data, split=args.split, device=args.device,
                           batch_size=args.batch_size, num_workers=args.num_workers,
                           cam_baseline=not args.no_cam_baseline, figures=args.figures,
-                          num_figures=args.num_figures, progress=not args.quiet)
+                          num_figures=args.num_figures, progress=not args.quiet,
+                          faithfulness=faithfulness_config(args), served=args.served,
+                          served_clips=args.served_clips)
     except (EvaluationError, CheckpointError, DatasetFormatError, TrainingError, ValueError) as exc:
         print(f"stanet evaluate: error: {exc}", file=sys.stderr)
         return 2
