@@ -17,8 +17,9 @@ def random_order_weights(length: int, seed: int, clip_id: int) -> np.ndarray:
 def temporal_curves(predict: Predictor, clip: np.ndarray, baseline: np.ndarray, orders: dict[str, np.ndarray],
                     class_index: int, steps: int, *, seed: int = 0,
                     clip_id: int = 0) -> dict[str, dict[str, np.ndarray]]:
-    """{name: {"deletion": (S + 1,), "insertion": (S + 1,)}} (S = curves.frame_steps(T, steps)) probabilities of `class_index` for the uint8
-    clip (T, H, W, 3) as the frames each (T,) weight vector ranks first are removed / revealed."""
+    """{name: {"deletion": (S + 1,), "insertion": (S + 1,)}}, S = curves.frame_steps(T, steps): probabilities
+    of `class_index` for the uint8 clip (T, H, W, 3) as the frames each (T,) weight vector ranks first are
+    removed / revealed."""
     names, batches = [], []
     for name, weights in orders.items():
         ranks = frame_ranks(weights, stream(seed, clip_id, f"temporal ties {name}"))
