@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 
 from export.parity import onnx_session, run_onnx
 from export.repository import REPORT_FILE
@@ -40,6 +41,16 @@ class OnnxPredictor:
         return Prediction(out[OUTPUT_PROBABILITIES], out[OUTPUT_SPATIAL_ATTENTION], out[OUTPUT_TEMPORAL_ATTENTION])
 
 
+def graph_precision(path: Path) -> str:
+    """"int8" for a graph with QuantizeLinear nodes (the export's QDQ graph), "fp16" for FP16 weights, else "fp32"."""
+    model = onnx.load(str(path), load_external_data=False)
+    if any(node.op_type == "QuantizeLinear" for node in model.graph.node):
+        return "int8"
+    if any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer):
+        return "fp16"
+    return "fp32"
+
+
 def _model_folder(folder: Path) -> tuple[Path, str]:
     versions = sorted((int(p.name), p) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()
                       and (p / ONNX_FILE).is_file())
@@ -55,7 +66,7 @@ def served_graphs(paths: list[str | Path]) -> list[tuple[Path, str]]:
     for raw in paths:
         path = Path(raw)
         if path.is_file() and path.suffix == ".onnx":
-            graphs.append((path, "fp32"))
+            graphs.append((path, graph_precision(path)))
         elif path.is_dir() and (path / REPORT_FILE).is_file():
             graphs.append(_model_folder(path))
         elif path.is_dir() and any((p / REPORT_FILE).is_file() for p in path.iterdir()):
