@@ -25,7 +25,7 @@ def faithfulness_section(model: AttentionRecognizer, dataset: ClipDataset, confi
                          class_names: tuple[str, ...] = (), progress: bool = True) -> dict[str, Any]:
     if served_clips <= 0:
         raise ValueError(f"served_clips must be a positive number of clips, got {served_clips}")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     chosen = choose_clips(len(dataset), config)
     clips = np.stack([dataset[int(i)]["clip"].numpy() for i in chosen])  # (N, T, H, W, 3) uint8
     with tqdm(total=len(chosen), desc="faithfulness", unit="clip", leave=False, disable=not progress) as bar:
@@ -49,6 +49,7 @@ def faithfulness_section(model: AttentionRecognizer, dataset: ClipDataset, confi
                                                         clips[i], i, raw, f"clip {int(chosen[i])}: predicted {name}")))
         section["figures"] = written
     section["seconds"] = round(time.perf_counter() - start, 1)
+    section["cpu_seconds"] = round(time.process_time() - cpu_start, 1)  # every thread
     return section
 
 
@@ -63,7 +64,7 @@ def format_faithfulness(section: dict[str, Any]) -> list[str]:
     sample = (f"all {total} clips" if scored == total else
               f"{scored} of {total} clips (seeded subsample, seed {settings['seed']})")
     lines = ["", f"  faithfulness on {sample}, baseline {settings['baseline']}, {settings['steps']} spatial steps, "
-                 f"{section['seconds']:.0f} s",
+                 f"{section['seconds']:.0f} s ({section['cpu_seconds']:.0f} CPU s)",
              "    deletion / insertion AUC (p of the predicted class; deletion lower is better, insertion higher)"]
     for part in ("spatial", "temporal"):
         values = section[part]
