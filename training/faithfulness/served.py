@@ -24,10 +24,11 @@ from training.faithfulness.curves import Prediction, Predictor
 from training.faithfulness.measure import TEMPORAL_ORDERS, areas, model_curves
 
 # How far a served graph's mean areas may lie from PyTorch's (areas are mean probabilities, in [0, 1]). FP32
-# graphs agree with PyTorch within 1e-4 on every output (the export's parity gate), which moves an area by
-# rank flips of near-equal pixels only; reduced precisions change the maps themselves within the int8 gate
-# (mask correlation >= 0.95, temporal weights within 0.1).
-TOLERANCE = {"fp32": 0.01, "reduced": 0.05}
+# graphs agree with PyTorch within 1e-4 on every output (the export's parity gate), which moves an area only by
+# rank flips of near-equal pixels; reduced precisions change the maps themselves within the int8 gate (mask
+# correlation >= 0.95, temporal weights within 0.1). Measured on the reference preset: fp32 3e-8, int8 QDQ
+# 3e-3 (docs/benchmark.md, "Faithfulness").
+TOLERANCE = {"fp32": 0.005, "reduced": 0.02}
 
 
 class OnnxPredictor:
