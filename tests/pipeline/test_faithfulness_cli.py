@@ -86,3 +86,26 @@ def test_a_served_path_that_is_no_graph_is_named(tmp_path):
 
     with pytest.raises(ValueError, match="neither a .onnx file, nor a model folder"):
         served_graphs([tmp_path])
+
+
+def test_served_graphs_of_a_repository_and_their_areas(tiny_graph, tmp_path):
+    from export.repository import REPORT_FILE
+    from stanet.constants import ONNX_FILE
+    from training.faithfulness.config import FaithfulnessConfig
+    from training.faithfulness.predict import TorchPredictor
+    from training.faithfulness.served import served_faithfulness, served_graphs
+
+    model, graph = tiny_graph
+    for name, precision in (("stanet", "fp32"), ("stanet_int8", "int8")):  # two model folders, newest version wins
+        for version in (1, 3):
+            (tmp_path / name / str(version)).mkdir(parents=True)
+            (tmp_path / name / str(version) / ONNX_FILE).write_bytes(graph.onnx_bytes)
+        (tmp_path / name / REPORT_FILE).write_text(json.dumps({"model": {"precision": precision}}))
+    found = served_graphs([tmp_path])
+    assert [(p.relative_to(tmp_path).as_posix(), precision) for p, precision in found] == [
+        ("stanet/3/model.onnx", "fp32"), ("stanet_int8/3/model.onnx", "int8")]
+    clips = np.random.default_rng(0).integers(0, 256, (2, *graph.signature.clip.dims), dtype=np.uint8)
+    result = served_faithfulness(TorchPredictor(model), [tmp_path / "stanet"], clips, np.arange(2),
+                                 FaithfulnessConfig(steps=2))
+    (row,) = result["graphs"]
+    assert row["precision"] == "fp32" and row["passed"] and row["max_abs_diff"] < 1e-4

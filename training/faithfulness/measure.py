@@ -33,10 +33,11 @@ def choose_clips(total: int, config: FaithfulnessConfig) -> np.ndarray:
 
 def model_curves(predict: Predictor, clips: np.ndarray, clip_ids: np.ndarray, config: FaithfulnessConfig,
                  extra_maps: dict[str, np.ndarray] | None = None, progress: Callable[[int], None] | None = None,
-                 intact: Prediction | None = None) -> dict[str, Any]:
+                 intact: Prediction | None = None, random: bool = True) -> dict[str, Any]:
     """Curves of every clip through `predict` (PyTorch or a served graph), for the maps `predict` itself
     returns (its mask and temporal weights), random maps/orders, and `extra_maps` {name: (N, T, h, w)};
-    `intact`: `predict`'s answer on the intact clips when the caller has it.
+    `intact`: `predict`'s answer on the intact clips when the caller has it; `random=False` skips the random
+    maps and orders.
 
     Returns {"prediction": Prediction on the intact clips, "classes": (N,), "spatial": {map: {kind: (N, steps
     + 1)}}, "temporal": {order: {kind: (N, S + 1)}}}, S = curves.frame_steps(T, steps).
@@ -48,14 +49,17 @@ def model_curves(predict: Predictor, clips: np.ndarray, clip_ids: np.ndarray, co
     for i, (clip, clip_id) in enumerate(zip(clips, clip_ids)):
         clip_id = int(clip_id)
         baseline = baseline_clip(clip, config.baseline, config.blur_sigma)
-        maps = {"model": intact.spatial[i],
-                "random": random_map(intact.spatial[i].shape, stream(config.seed, clip_id, "random map"))}
+        maps = {"model": intact.spatial[i]}
+        if random:
+            maps["random"] = random_map(intact.spatial[i].shape, stream(config.seed, clip_id, "random map"))
         maps.update({name: values[i] for name, values in (extra_maps or {}).items()})
         for name, curves in spatial_curves(predict, clip, baseline, maps, int(classes[i]), config.steps,
                                            seed=config.seed, clip_id=clip_id).items():
             for kind, curve in curves.items():
                 spatial.setdefault(name, {}).setdefault(kind, []).append(curve)
-        orders = {"model": intact.temporal[i], "random": random_order_weights(len(clip), config.seed, clip_id)}
+        orders = {"model": intact.temporal[i]}
+        if random:
+            orders["random"] = random_order_weights(len(clip), config.seed, clip_id)
         for name, curves in temporal_curves(predict, clip, baseline, orders, int(classes[i]), config.steps,
                                             seed=config.seed, clip_id=clip_id).items():
             for kind, curve in curves.items():

@@ -79,7 +79,7 @@ def served_graphs(paths: list[str | Path]) -> list[tuple[Path, str]]:
 
 
 def _model_areas(predict: Predictor, clips: np.ndarray, clip_ids: np.ndarray, config: FaithfulnessConfig):
-    raw = model_curves(predict, clips, clip_ids, config)
+    raw = model_curves(predict, clips, clip_ids, config, random=False)
     return {"spatial": areas(raw["spatial"], ("model",)), "temporal": areas(raw["temporal"], TEMPORAL_ORDERS[:1])}
 
 
