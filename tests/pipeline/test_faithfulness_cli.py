@@ -46,7 +46,8 @@ def test_faithfulness_keys_figures_and_served_graphs(trained_run, tiny_dataset, 
         assert set(section["temporal"][kind]) == {"model", "random"}
     r = section["randomization"]
     assert set(r) == {"stages", "spatial_spearman", "temporal_spearman"}
-    assert r["stages"][0] == "classifier" and len(r["spatial_spearman"]) == len(r["temporal_spearman"]) == len(r["stages"])
+    assert r["stages"][0] == "classifier"
+    assert len(r["spatial_spearman"]) == len(r["temporal_spearman"]) == len(r["stages"])
     settings = section["settings"]
     assert settings["clips_scored"] == 3 and settings["clips_in_split"] == 24 and len(settings["clip_indices"]) == 3
     assert len(section["figures"]) == 2 and all((figures / p.split("/")[-1]).is_file() for p in section["figures"])
