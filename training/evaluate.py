@@ -245,7 +245,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"clips of the split scored, a seeded subsample (default {DEFAULT_CLIPS}; "
                              "all: every clip)")
     parser.add_argument("--faithfulness-steps", type=int, default=FaithfulnessConfig.steps,
-                        help="spatial curve steps (>= 2)")
+                        help="steps of every curve (>= 2; a temporal curve of fewer frames steps one frame at a time)")
     parser.add_argument("--faithfulness-baseline", default=FaithfulnessConfig.baseline,
                         help=f"what removed pixels become: {' or '.join(BASELINES)}")
     parser.add_argument("--faithfulness-seed", type=int, default=FaithfulnessConfig.seed)

@@ -63,7 +63,7 @@ def format_faithfulness(section: dict[str, Any]) -> list[str]:
     scored, total = settings["clips_scored"], settings["clips_in_split"]
     sample = (f"all {total} clips" if scored == total else
               f"{scored} of {total} clips (seeded subsample, seed {settings['seed']})")
-    lines = ["", f"  faithfulness on {sample}, baseline {settings['baseline']}, {settings['steps']} spatial steps, "
+    lines = ["", f"  faithfulness on {sample}, baseline {settings['baseline']}, {settings['steps']} steps, "
                  f"{section['seconds']:.0f} s ({section['cpu_seconds']:.0f} CPU s)",
              "    deletion / insertion AUC (p of the predicted class; deletion lower is better, insertion higher)"]
     for part in ("spatial", "temporal"):
