@@ -36,6 +36,12 @@ ONNX_FILE = "model.onnx"  # --target onnxruntime and python
 PLAN_FILE = "model.plan"  # --target tensorrt
 PYTHON_MODEL_FILE = "model.py"  # --target python: the adapter Triton's python backend loads
 BACKEND_FILE = "stanet_backend.py"  # beside it, imported by it as `stanet_backend`
+OPENVINO_BACKEND_FILE = "openvino_runtime.py"  # --runtime openvino: beside them, imported by stanet_backend
+# OpenVINO's intermediate representation (graph + weights), converted from the verified model.onnx: the
+# python backend's --runtime openvino and Triton's own openvino backend (--target openvino, which looks for
+# model.xml by default) read it.
+OPENVINO_XML_FILE = "model.xml"
+OPENVINO_BIN_FILE = "model.bin"
 
 # Latency histogram buckets (seconds) shared by the server and the client: the buckets of Triton's
 # nv_inference_first_response_histogram_ms in generated configs (in ms there) and of the load generator's
