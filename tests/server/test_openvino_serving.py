@@ -1,4 +1,4 @@
-"""Both runtimes of the python backend in the embedded Triton: the easy run exported with onnxruntime, with
+"""Both runtimes of the python backend in the embedded Triton: the tiny trained run exported with onnxruntime, with
 OpenVINO fp32 and (on a CPU with bf16) OpenVINO bf16, served side by side, each answering held-out clips with
 PyTorch's labels and maps within its precision's tolerance; and a version folder whose OpenVINO files are
 missing, changed or another model's is refused with the file named."""
@@ -37,24 +37,27 @@ if bf16_support().available:
 
 
 @pytest.fixture(scope="module")
-def runtimes_repository(easy_run, easy_dataset, tmp_path_factory) -> Path:
+def runtimes_repository(trained_run, tiny_dataset, tmp_path_factory) -> Path:
     from export.cli import main as export_main
 
     repository = tmp_path_factory.mktemp("runtimes") / "models"
     for name, extra in MODELS.items():
-        assert export_main(["--checkpoint", str(easy_run / "best.pt"), "--repository", str(repository), "--name",
-                            name, "--target", "python", "--max-batch-size", "4", "--instances", "1", "--data",
-                            str(easy_dataset), *extra]) == 0
+        assert export_main(["--checkpoint", str(trained_run / "best.pt"), "--repository", str(repository),
+                            "--name", name, "--target", "python", "--max-batch-size", "4", "--instances", "1",
+                            "--data", str(tiny_dataset), *extra]) == 0
     return repository
 
 
 @pytest.fixture(scope="module")
-def held_out_clips(runtimes_repository, easy_run, easy_dataset):
+def held_out_clips(runtimes_repository, trained_run, tiny_dataset):
     """(clips, PyTorch's outputs on them) for the first CLIPS test videos, decoded as the client does."""
-    dataset = load_dataset(easy_dataset)
-    videos = [easy_dataset / c.video for c in dataset.split("test")[:CLIPS]]
-    clips = np.stack([sample_clip(read_video(v).frames, 16, 32, 32)[0] for v in videos])  # as the client does
-    module, _ = serving_module(load_checkpoint(easy_run / "best.pt").build_model().eval())
+    dataset = load_dataset(tiny_dataset)
+    videos = [tiny_dataset / c.video for c in dataset.split("test")[:CLIPS]]
+    checkpoint = load_checkpoint(trained_run / "best.pt")
+    config = checkpoint.model_config
+    clips = np.stack([sample_clip(read_video(v).frames, config.clip_length, config.height, config.width)[0]
+                      for v in videos])  # as the client does
+    module, _ = serving_module(checkpoint.build_model().eval())
     return clips, run_torch(module, clips, 4, module.output_names)
 
 
@@ -126,4 +129,4 @@ def test_the_ir_of_another_model_stops_startup_naming_it(runtimes_repository, ti
                        str(free_port()), "--startup-timeout", "60"])
     err = capsys.readouterr().err
     assert code == 1, err
-    assert "config.pbtxt declares input 'clip' [16, 32, 32, 3] but model.xml takes 'clip' [4, 32, 32, 3]" in err
+    assert "config.pbtxt declares input 'clip' [8, 32, 32, 3] but model.xml takes 'clip' [4, 32, 32, 3]" in err
