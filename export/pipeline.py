@@ -243,7 +243,7 @@ def export_model(request: ExportRequest, *, log: Callable[[str], None] = print) 
     data_clips, read_times = None, {}
     if request.data is not None:
         tick = time.perf_counter()
-        limit = GATE_CLIPS if options.precision == "int8" else PARITY_DATA_CLIPS
+        limit = GATE_CLIPS if options.precision in ("int8", "bf16") else PARITY_DATA_CLIPS  # drift gates: up to 256
         data_clips = dataset_clips(request.data, ("test",), config, checkpoint.class_names, limit=limit)
         clip_sets.append(_subset(data_clips, PARITY_DATA_CLIPS))
         read_times = {"read_clips": time.perf_counter() - tick}
