@@ -4,6 +4,7 @@ config against the openvino backend's documented parameters."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,15 @@ def test_target_openvino_config_uses_only_the_backends_documented_parameters():
     assert "'PERFORMANCE_HINT' = 'FASTEST' is not a documented value" in config_problems(bad_value)[0]
     python = render_config(SIGNATURE, _options())
     assert "expected 'openvino'" in config_problems(python)[0]
+
+
+def test_an_ir_this_openvino_cannot_read_is_named_at_load(tmp_path):
+    import openvino as ov
+
+    from serving.python_backend.openvino_runtime import compile_model
+
+    xml = tmp_path / "model.xml"
+    xml.write_text('<?xml version="1.0"?>\n<net name="x" version="99"><layers></layers></net>\n')
+    with pytest.raises(RuntimeError, match=rf"OpenVINO {re.escape(ov.__version__)} cannot read model\.xml: .*export "
+                                           rf"it again"):
+        compile_model(xml, compile_properties(1, 1, "LATENCY", "fp32", pinning=False))
