@@ -43,7 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--instances", type=int, default=0,
                         help="model instances (default: 2 on CPU, see docs/benchmark.md; 1 per GPU)")
     parser.add_argument("--intra-op-threads", type=int, default=0,
-                        help="--target python: onnxruntime threads per instance (default: every core, shared by the instances)")
+                        help="--target python: onnxruntime (or OpenVINO) threads per instance; --target openvino: "
+                             "INFERENCE_NUM_THREADS (default: every core, shared by the instances)")
     parser.add_argument("--timing-cache", type=Path, help="TensorRT timing cache file (--target tensorrt)")
     return parser.parse_args(argv)
 
