@@ -67,7 +67,7 @@ def test_a_tiny_run_with_background_learns_and_records_it(mixed_dataset: Path, t
     checkpoint = load_checkpoint(out / BEST_CHECKPOINT)
     assert checkpoint.background and checkpoint.class_names[-1] == BACKGROUND_CLASS
     assert checkpoint.action_class_names == load_dataset(mixed_dataset).class_names
-    assert checkpoint.clip_span == {"frames": 16, "seconds": 1.6}
+    assert checkpoint.extra["clip_span"] == {"frames": 16, "seconds": 1.6}  # Checkpoint.clip_span reads it
     assert checkpoint.extra["run_config"]["train"]["background"] is True
 
     from training.evaluate import evaluate  # noqa: PLC0415
