@@ -18,6 +18,9 @@ STD_RGB = (0.229, 0.224, 0.225)
 CLASSES_FILE = "classes.txt"
 ANNOTATIONS_FILE = "annotations.jsonl"
 SPLITS = ("train", "val", "test")
+# The class a model trained with `train.background=true` appends after the dataset's classes: frames outside
+# every action (idle parts of trimmed clips with an interval, gaps between segments of untrimmed videos).
+BACKGROUND_CLASS = "background"
 
 # Checkpoint files written under a run directory.
 BEST_CHECKPOINT = "best.pt"
