@@ -11,9 +11,10 @@ import torch
 
 from stanet.atomic import atomic_path
 from stanet.config import ModelConfig
-from stanet.constants import CHECKPOINT_FORMAT_VERSION
+from stanet.constants import CHECKPOINT_FORMAT_VERSION, CLIP_SPAN_KEY
 from stanet.model import AttentionRecognizer, build_model
 from stanet.model.state_dict import compare_state_dicts
+from stanet.timeline.windows import ClipSpan
 
 
 class CheckpointError(ValueError):
@@ -26,6 +27,12 @@ class Checkpoint:
     class_names: tuple[str, ...]
     state_dict: dict[str, torch.Tensor]
     extra: dict[str, Any]  # training state: train config, optimizer, scheduler, progress, metrics
+
+    @property
+    def clip_span(self) -> ClipSpan | None:
+        """The span of the training clips (training/clip_span.py); None for a run trained from features."""
+        span = self.extra.get(CLIP_SPAN_KEY)
+        return ClipSpan.from_dict(span) if span else None
 
     def build_model(self) -> AttentionRecognizer:
         model = build_model(self.model_config)

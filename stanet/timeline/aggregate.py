@@ -13,7 +13,7 @@ Its "where" is the peak of the spatial mask of the covering sample with the larg
 pixels of the video's frames.
 
 Windows are added one at a time (`TimelineAccumulator.add`), so a long video never holds more than its
-per-frame scores: (N, K) floats twice, and (N, 2) peak positions.
+per-frame scores: (N, K) floats twice, (N, 2) peak positions and (N, h, w) float16 masks.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class FrameScores:
     actionness: np.ndarray  # (N,) float32: mean min(1, T a_t) of the samples covering the frame
     where: np.ndarray  # (N, 2) float32: (x, y) of the mask's peak in pixels, NaN where no window reached
     covered: np.ndarray  # (N,) int32: (window, sample) pairs covering the frame
+    masks: np.ndarray | None = None  # (N, h, w) float16: the mask `where` comes from (for overlays)
 
     @property
     def num_frames(self) -> int:
@@ -42,7 +43,8 @@ class FrameScores:
     def truncated(self, num_frames: int) -> "FrameScores":
         """The first `num_frames` frames (a file that ends early: the frames before the damage)."""
         n = int(num_frames)
-        return FrameScores(self.weighted[:n], self.plain[:n], self.actionness[:n], self.where[:n], self.covered[:n])
+        return FrameScores(self.weighted[:n], self.plain[:n], self.actionness[:n], self.where[:n], self.covered[:n],
+                           None if self.masks is None else self.masks[:n])
 
 
 def sample_ranges(window: Window, clip_length: int, num_frames: int) -> list[tuple[int, int]]:
@@ -78,6 +80,7 @@ class TimelineAccumulator:
         self._count = np.zeros(num_frames, dtype=np.int32)
         self._where = np.full((num_frames, 2), np.nan, dtype=np.float32)
         self._where_weight = np.full(num_frames, -1.0)
+        self._masks: np.ndarray | None = None  # (N, h, w), allocated with the first mask
 
     def add(self, window: Window, probabilities: np.ndarray, temporal_attention: np.ndarray,
             spatial_attention: np.ndarray | None = None) -> None:
@@ -93,16 +96,19 @@ class TimelineAccumulator:
             self._action[first:stop] += weights[t]
             self._count[first:stop] += 1
             if peaks is not None:
-                better = self._where_weight[first:stop] < weights[t]
-                self._where[first:stop][better] = peaks[t]
-                self._where_weight[first:stop][better] = weights[t]
+                if self._masks is None:
+                    self._masks = np.zeros((self.num_frames, *np.shape(spatial_attention)[1:]), dtype=np.float16)
+                better = np.flatnonzero(self._where_weight[first:stop] < weights[t]) + first
+                self._where[better] = peaks[t]
+                self._masks[better] = spatial_attention[t]
+                self._where_weight[better] = weights[t]
 
     def result(self) -> FrameScores:
         count = np.maximum(self._count, 1)[:, None]  # (N, 1)
         return FrameScores(weighted=(self._weighted / count).astype(np.float32),
                            plain=(self._plain / count).astype(np.float32),
                            actionness=(self._action / count[:, 0]).astype(np.float32),
-                           where=self._where.copy(), covered=self._count.copy())
+                           where=self._where.copy(), covered=self._count.copy(), masks=self._masks)
 
 
 def aggregate_windows(windows: list[Window], probabilities: np.ndarray, temporal_attention: np.ndarray,

@@ -153,3 +153,48 @@ def test_window_baseline_labels_each_window_over_its_span():
     found = window_segments(windows, probs, CLASSES, 64, 32.0, background=0)
     assert [(s.label, s.start_frame, s.end_frame, s.score) for s in found] == [
         ("hop", 0, 31, 0.7), ("hop", 16, 47, 0.05), ("wave", 32, 63, 0.7)]
+
+
+def _bright_model(T: int):
+    """A stand-in for a model that knows the action: a clip with bright frames is "hop" and attends to them."""
+    def predict(clips):
+        bright = clips.reshape(len(clips), T, -1).mean(axis=2) > 128  # (B, T)
+        probs = np.where(bright.any(axis=1)[:, None], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0])
+        temporal = np.where(bright.any(axis=1)[:, None], bright / np.maximum(bright.sum(1, keepdims=True), 1), 1 / T)
+        spatial = np.ones((len(clips), T, 2, 2))
+        return probs, temporal, spatial
+    return predict
+
+
+def _stream(frames):
+    return ((frame, i / 25.0) for i, frame in enumerate(frames))
+
+
+def test_pipeline_from_frames_to_segments_with_concurrency_and_batches():
+    from stanet.timeline.pipeline import TimelineOptions, compute_timeline
+
+    frames = np.zeros((200, 24, 40, 3), np.uint8)
+    frames[60:140] = 255
+    span = ClipSpan(frames=32, seconds=32 / 25)
+    options = TimelineOptions(segments=SegmentOptions(smoothing=0.0))
+    for batch, concurrency in ((1, 1), (3, 2)):
+        seen = []
+        timeline = compute_timeline(_stream(frames), 200, 25.0, span, 16, (16, 16), CLASSES, _bright_model(16),
+                                    batch_size=batch, concurrency=concurrency, options=options, on_window=seen.append)
+        assert sum(seen) == len(timeline.windows) == 12 and timeline.damage is None
+        assert [(s.label, s.start_frame, s.end_frame) for s in timeline.segments] == [("hop", 60, 139)]
+        assert timeline.frame_hw == (24, 40) and timeline.background == 0
+    uniform = timeline.variant_segments("uniform", options.segments)
+    assert uniform[0].start_frame < 60
+    assert all(s.label == "hop" for s in timeline.variant_segments("windows", options.segments))
+
+
+def test_pipeline_on_a_stream_that_ends_early_keeps_the_segments_before_the_damage():
+    from stanet.timeline.pipeline import TimelineOptions, compute_timeline
+
+    frames = np.zeros((120, 16, 16, 3), np.uint8)
+    frames[40:80] = 255
+    timeline = compute_timeline(_stream(frames), 300, 25.0, ClipSpan(32, 32 / 25), 16, (16, 16), CLASSES,
+                                _bright_model(16), options=TimelineOptions(segments=SegmentOptions(smoothing=0.0)))
+    assert timeline.num_frames == 120 and "ends at frame 120 of the 300" in timeline.damage
+    assert [(s.start_frame, s.end_frame) for s in timeline.segments] == [(40, 79)]
