@@ -1,7 +1,8 @@
 """The gRPC client: videos in, labels plus attention maps out (numpy, PyAV and tritonclient; no torch).
 
 A video is decoded with PyAV and sampled to the served clip length exactly as evaluation samples it
-(`stanet.sampling.sample_clip`, the one shared definition), sent as UINT8 [B, T, H, W, 3], and answered in one
+(`stanet.sampling.sample_frame_indices` and `resize_frames`, what `sample_clip` does; only the sampled frames
+are decoded and kept, `stanet.video.sample_video`), sent as UINT8 [B, T, H, W, 3], and answered in one
 ModelInfer call: top-k labels through Triton's classification extension on the probabilities output, and
 the raw spatial and temporal attention tensors. Every call has a deadline; UNAVAILABLE (server starting,
 restarting or shedding load) is retried a bounded number of times with exponential backoff.
@@ -25,9 +26,9 @@ from serving.errors import InferenceError, ServerUnavailableError, ServingError,
 from serving.results import ClipPrediction, LabelScore, VideoPrediction, parse_classification
 from stanet.constants import (CLIP_SPAN_FRAMES_PARAMETER, CLIP_SPAN_SECONDS_PARAMETER, INPUT_CLIP, MODEL_NAME,
                               OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION, OUTPUT_TEMPORAL_ATTENTION)
+from stanet.sampling import resize_frames, sample_frame_indices
 from stanet.timeline.windows import ClipSpan, TimelineError
-from stanet.sampling import sample_clip
-from stanet.video import read_video
+from stanet.video import sample_video
 
 DEFAULT_URL = "127.0.0.1:8001"
 DEFAULT_TIMEOUT_S = 30.0
@@ -274,10 +275,11 @@ class StanetClient:
     def prepare_video(self, path: str | Path) -> PreparedVideo:
         """Decode and sample a video as the served model expects. Raises stanet.video.VideoDecodeError."""
         model = self.model()
-        video = read_video(path)
-        clip, indices = sample_clip(video.frames, model.clip_length, model.height, model.width)
-        return PreparedVideo(clip=clip, frame_indices=indices, frames=video.frames[indices],
-                             num_frames=len(video.frames))
+        # Streamed: only the T sampled frames are kept, whatever the length of the file.
+        video = sample_video(path, lambda num_frames: sample_frame_indices(num_frames, model.clip_length))
+        clip = resize_frames(video.frames, model.height, model.width)
+        return PreparedVideo(clip=clip, frame_indices=video.indices, frames=video.frames,
+                             num_frames=video.num_frames)
 
     def infer_video(self, path: str | Path, top_k: int = 5, *, keep_frames: bool = False) -> VideoPrediction:
         """The answer for one video file; a decode failure is raised (VideoDecodeError), a server error too

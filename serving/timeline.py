@@ -17,7 +17,7 @@ from serving.errors import ServingError
 from stanet.timeline.pipeline import Timeline, TimelineOptions, compute_timeline, plan
 from stanet.timeline.segments import Segment
 from stanet.timeline.windows import ClipSpan, TimelineError
-from stanet.video import VideoDecodeError, probe_video, read_video
+from stanet.video import VideoDecodeError, iter_frames, probe_video
 
 NO_BACKGROUND_NOTE = ("the model has no background class: idle time cannot be told apart from the actions, so "
                       "every stretch of the video is given to its best action (train with "
@@ -50,14 +50,17 @@ class VideoTimeline:
                 "error": self.error, "notes": list(self.notes)}
 
 
-def decoded_frames(path: str | Path) -> Iterator[tuple[np.ndarray, float]]:
-    """(frame, seconds) pairs of a video in decode order.
-
-    TODO(merge): stanet.video.read_video holds the whole video; the streamed decoder of issue 16 item 7
-    replaces this body, and nothing else here changes."""
-    video = read_video(path)
-    times = video.timestamps if video.timestamps is not None else np.full(len(video.frames), np.nan)
-    yield from zip(video.frames, times)
+def decoded_frames(path: str | Path, damage: list[str] | None = None) -> Iterator[tuple[np.ndarray, float]]:
+    """(frame, seconds) pairs of a video in decode order, streamed (stanet.video.iter_frames: one frame in
+    memory at a time). A file damaged after its first frame ends the stream there, its reason appended to
+    `damage`; one that cannot be read at all raises VideoDecodeError."""
+    try:
+        for item in iter_frames(path):
+            yield item.frame, item.seconds
+    except VideoDecodeError as exc:
+        if damage is None or not exc.frames_decoded:
+            raise
+        damage.append(exc.reason)
 
 
 def infer_timeline(client, path: str | Path, options: TimelineOptions | None = None, *, concurrency: int = 4,
@@ -81,7 +84,7 @@ def infer_timeline(client, path: str | Path, options: TimelineOptions | None = N
     if span is None:
         span = ClipSpan(frames=model.clip_length, seconds=model.clip_length / info.fps)
         notes.append(NO_SPAN_NOTE)
-    local, clones, lock = threading.local(), [], threading.Lock()
+    local, clones, lock, damage = threading.local(), [], threading.Lock(), []
 
     def predict(clips: np.ndarray):  # on the pool's threads: one connection each
         if not hasattr(local, "client"):
@@ -94,7 +97,7 @@ def infer_timeline(client, path: str | Path, options: TimelineOptions | None = N
     try:
         if on_plan is not None:
             on_plan(len(plan(info.num_frames, info.fps, span, model.clip_length, options)[2]))
-        timeline = compute_timeline(decoded_frames(path), info.num_frames, info.fps, span, model.clip_length,
+        timeline = compute_timeline(decoded_frames(path, damage), info.num_frames, info.fps, span, model.clip_length,
                                     (model.height, model.width), class_names, predict,
                                     batch_size=model.max_batch_size, concurrency=concurrency, options=options,
                                     on_window=on_window)
@@ -107,6 +110,9 @@ def infer_timeline(client, path: str | Path, options: TimelineOptions | None = N
             clone.close()
     if timeline.background is None:
         notes.append(NO_BACKGROUND_NOTE)
-    error = f"cannot read video {path} to its end: {timeline.damage}" if timeline.damage else None
+    error = None
+    if timeline.damage or damage:
+        reasons = "; ".join([*damage, *([timeline.damage] if timeline.damage else [])])
+        error = f"cannot read video {path} to its end: {reasons}"
     return VideoTimeline(video=str(path), fps=info.fps, frames=timeline.num_frames, segments=tuple(timeline.segments),
                          error=error, notes=tuple(notes), timeline=timeline if keep_timeline else None)

@@ -90,7 +90,7 @@ def write_annotated_video(answer: VideoTimeline, path: Path, strip: Image.Image)
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = out_w, out_h, "yuv420p"
         stream.options = {"crf": "23", "preset": "veryfast"}
-        for index, (frame, _) in enumerate(decoded_frames(answer.video)):
+        for index, (frame, _) in enumerate(decoded_frames(answer.video, damage=[])):
             if index >= timeline.num_frames:
                 break
             shown = heatmap_overlay(frame, masks[index].astype(np.float32)) if masks is not None else frame

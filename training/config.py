@@ -47,6 +47,10 @@ class TrainConfig:
     backbone_weights: str = ""  # local torchvision state-dict file for resnet18/resnet50 (nothing is downloaded)
     backbone_lr_multiplier: float = 1.0  # the trunk's learning rate is lr * this (fine-tuning: e.g. 0.1)
     features: str = ""  # a `stanet features extract` cache to train on instead of the videos (frozen trunk)
+    # A "background" class (stanet.constants.BACKGROUND_CLASS, after the dataset's classes) learned from the
+    # frames outside every interval / segment (training.windows; docs/datasets.md, "Untrimmed videos").
+    background: bool = False
+    background_min_idle: float = 0.5  # shortest idle stretch that gives a background window, x the clip span
 
     def __post_init__(self) -> None:
         problems = []
@@ -68,6 +72,11 @@ class TrainConfig:
             problems.append(f"crop_min_area must be in (0, 1], got {self.crop_min_area}")
         if self.crop_max_aspect < 1:
             problems.append(f"crop_max_aspect must be >= 1, got {self.crop_max_aspect}")
+        if not 0 < self.background_min_idle <= 1:
+            problems.append(f"background_min_idle must be in (0, 1] (a fraction of the clip span), "
+                            f"got {self.background_min_idle}")
+        if self.background and self.features:
+            problems.append("background needs the videos (idle stretches are cut from them), not a feature cache")
         if self.dist_timeout_minutes <= 0:
             problems.append(f"dist_timeout_minutes must be > 0, got {self.dist_timeout_minutes}")
         if problems:

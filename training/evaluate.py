@@ -111,12 +111,13 @@ def evaluate(checkpoint: str | Path, data_dir: str | Path, *, split: str = "test
     ckpt = load_checkpoint(checkpoint)
     config = ckpt.model_config
     dataset = load_dataset(data_dir)
-    if tuple(dataset.class_names) != ckpt.class_names:
+    if tuple(dataset.class_names) != ckpt.action_class_names:
         raise EvaluationError(f"{data_dir} has classes {list(dataset.class_names)[:6]}..., the checkpoint was "
-                              f"trained on {list(ckpt.class_names)[:6]}... (same names in the same order needed)")
-    records = dataset.split(split)
+                              f"trained on {list(ckpt.action_class_names)[:6]}... (same names in the same order "
+                              f"needed)")
+    records = [record for record in dataset.split(split) if not record.untrimmed]  # untrimmed: --timeline
     if not records:
-        raise EvaluationError(f"{data_dir} has no clips with split {split!r}")
+        raise EvaluationError(f"{data_dir} has no trimmed clips with split {split!r}")
     spec = ClipSpec(config.clip_length, config.height, config.width)
     target = ClipDataset(records, spec, train=False, cache=False, progress=progress, description=f"{split} videos")
     if len(target) == 0:
@@ -126,7 +127,8 @@ def evaluate(checkpoint: str | Path, data_dir: str | Path, *, split: str = "test
 
     cam_weight = None
     if cam_baseline:
-        fit_records = dataset.split("train")[:cam_clips] or dataset.split("val")[:cam_clips]
+        fit_records = ([r for r in dataset.split("train") if not r.untrimmed][:cam_clips]
+                       or [r for r in dataset.split("val") if not r.untrimmed][:cam_clips])
         fit_set = ClipDataset(fit_records, spec, train=False, cache=False, progress=progress,
                               description="CAM fit videos")
         cam_weight = fit_cam_classifier(model, fit_set, dev, batch_size=batch_size, num_workers=num_workers,

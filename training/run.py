@@ -12,7 +12,6 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from stanet.constants import LAST_CHECKPOINT
-from training.clip_span import training_clip_span
 from training.config import RunConfig
 from training.distributed import init_distributed, shutdown_distributed, wrap_model
 from training.loop import StopRequest, TrainingError, evaluate_loss, make_loader, select_device, train_one_epoch
@@ -35,8 +34,7 @@ def train(data_dir: str | Path | None, out_dir: str | Path, run_config: RunConfi
     data = prepare_data(data_dir, run_config, progress=progress)
     state = restore_or_init(run_config, data, device, checkpoint, out_dir / LAST_CHECKPOINT)
     trained = wrap_model(state.model, ctx, device, sync_batchnorm=config.sync_batchnorm)  # DDP under torchrun
-    clip_span = training_clip_span(getattr(data.train_set, "records", [])) if ctx.is_main else None
-    writer = RunWriter(out_dir, run_config, data.class_names, enabled=ctx.is_main, clip_span=clip_span)
+    writer = RunWriter(out_dir, run_config, data.class_names, enabled=ctx.is_main, clip_span=data.clip_span)
     scaler = torch.amp.GradScaler("cuda") if config.amp and device.type == "cuda" else None
     pin_memory = device.type == "cuda"
     train_loader = make_loader(data.train_set, config, shuffle=True, epoch=0, ctx=ctx, pin_memory=pin_memory)

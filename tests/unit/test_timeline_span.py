@@ -1,9 +1,8 @@
-"""The training clips' span: measured from the training videos, carried by checkpoint and config.pbtxt
-(training/clip_span.py, export/triton_config.py), read back by the client (serving/client.py)."""
+"""The training clips' span: carried by checkpoint and config.pbtxt
+(training/windows.py, export/triton_config.py), read back by the client (serving/client.py)."""
 
 from __future__ import annotations
 
-import numpy as np
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
@@ -12,21 +11,7 @@ from export.triton_config import ServingOptions, render_config
 from serving.client import served_clip_span
 from stanet.config import ModelConfig
 from stanet.constants import CLIP_SPAN_FRAMES_PARAMETER, CLIP_SPAN_SECONDS_PARAMETER
-from stanet.dataset_format import ClipRecord
 from stanet.timeline.windows import ClipSpan
-from stanet.video import write_video
-from training.clip_span import training_clip_span
-
-
-def test_span_is_the_median_training_video(tmp_path):
-    records = []
-    for i, n in enumerate((20, 30, 40)):
-        path = tmp_path / f"{i}.mp4"
-        write_video(path, np.zeros((n, 16, 16, 3), np.uint8), fps=10)
-        records.append(ClipRecord(path, "a", 0, "train", None, None, i + 1))
-    records.append(ClipRecord(tmp_path / "missing.mp4", "a", 0, "train", None, None, 4))  # unreadable: skipped
-    assert training_clip_span(records) == ClipSpan(frames=30, seconds=3.0)
-    assert training_clip_span([]) is None
 
 
 def test_config_pbtxt_carries_the_span_for_every_target_and_the_client_reads_it():
