@@ -6,7 +6,7 @@ flight, and the answers become per-frame scores and segments (stanet/timeline/pi
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from serving.errors import ServingError
+from stanet.timeline.clips import decoded_frames
 from stanet.timeline.pipeline import Timeline, TimelineOptions, compute_timeline, plan
 from stanet.timeline.segments import Segment
 from stanet.timeline.windows import ClipSpan, TimelineError
-from stanet.video import VideoDecodeError, iter_frames, probe_video
+from stanet.video import VideoDecodeError, probe_video
 
 NO_BACKGROUND_NOTE = ("the model has no background class: idle time cannot be told apart from the actions, so "
                       "every stretch of the video is given to its best action (train with "
@@ -48,19 +49,6 @@ class VideoTimeline:
         return {"video": self.video, "fps": None if self.fps is None else round(float(self.fps), 6),
                 "frames": int(self.frames), "segments": [s.to_dict() for s in self.segments],
                 "error": self.error, "notes": list(self.notes)}
-
-
-def decoded_frames(path: str | Path, damage: list[str] | None = None) -> Iterator[tuple[np.ndarray, float]]:
-    """(frame, seconds) pairs of a video in decode order, streamed (stanet.video.iter_frames: one frame in
-    memory at a time). A file damaged after its first frame ends the stream there, its reason appended to
-    `damage`; one that cannot be read at all raises VideoDecodeError."""
-    try:
-        for item in iter_frames(path):
-            yield item.frame, item.seconds
-    except VideoDecodeError as exc:
-        if damage is None or not exc.frames_decoded:
-            raise
-        damage.append(exc.reason)
 
 
 def infer_timeline(client, path: str | Path, options: TimelineOptions | None = None, *, concurrency: int = 4,

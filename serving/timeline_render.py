@@ -12,7 +12,8 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 
-from serving.timeline import VideoTimeline, decoded_frames
+from serving.timeline import VideoTimeline
+from stanet.timeline.clips import decoded_frames
 from stanet.overlay import heatmap_overlay
 
 PICTURE_WIDTH = 960

@@ -10,11 +10,26 @@ simply stops: `frames_read` says how far it got.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 
 from stanet.sampling import resize_frames
 from stanet.timeline.windows import Window
+from stanet.video import VideoDecodeError, iter_frames
+
+
+def decoded_frames(path: str | Path, damage: list[str] | None = None) -> Iterator[tuple[np.ndarray, float]]:
+    """(frame, seconds) pairs of a video in decode order, streamed (stanet.video.iter_frames: one frame in
+    memory at a time). A file damaged after its first frame ends the stream there, its reason appended to
+    `damage`; one that cannot be read at all raises VideoDecodeError."""
+    try:
+        for item in iter_frames(path):
+            yield item.frame, item.seconds
+    except VideoDecodeError as exc:
+        if damage is None or not exc.frames_decoded:
+            raise
+        damage.append(exc.reason)
 
 
 class WindowStream:
