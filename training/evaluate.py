@@ -257,7 +257,8 @@ def _evaluate_with_timeline(args: argparse.Namespace) -> dict[str, Any]:
                   "class_names": list(ckpt.class_names)}
     options = TimelineOptions(stride_seconds=args.stride, stride_frames=args.stride_frames)
     report["timeline"] = evaluate_timeline(ckpt, dataset, args.split, select_device(args.device),
-                                           batch_size=args.batch_size, options=options, progress=not args.quiet)
+                                           batch_size=args.batch_size, options=options, figures=args.figures,
+                                           num_figures=args.num_figures, progress=not args.quiet)
     return report
 
 
@@ -287,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(([format_report(report)] if "classification" in report else [])
                         + ([format_timeline(report["timeline"])] if "timeline" in report else [])))
     if args.figures and not args.json:
-        print(f"\nfigures: {len(report['figures'])} written to {args.figures}")
+        count = len(report.get("figures", [])) + len(report.get("timeline", {}).get("figures", []))
+        print(f"\nfigures: {count} written to {args.figures}")
     return 0
 
 

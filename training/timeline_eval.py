@@ -16,6 +16,7 @@ Reports (stable JSON keys under "timeline", docs/timeline.md): {"attention": MAP
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,8 +55,10 @@ def _predictor(model, device: torch.device):
 
 def evaluate_timeline(checkpoint: Checkpoint, dataset: AnnotatedDataset, split: str, device: torch.device, *,
                       batch_size: int = 32, options: TimelineOptions = TimelineOptions(),
-                      progress: bool = True) -> dict[str, Any]:
-    """The "timeline" section of the evaluation report for the untrimmed `split` records of `dataset`."""
+                      figures: str | Path | None = None, num_figures: int = 8, progress: bool = True) -> dict[str, Any]:
+    """The "timeline" section of the evaluation report for the untrimmed `split` records of `dataset`; with
+    `figures`, FIGURES/timeline/<video stem>.png for the first `num_figures` videos (curves, segments and the
+    ground truth)."""
     records = [r for r in dataset.split(split) if r.untrimmed]
     if not records:
         raise TimelineEvaluationError(f"{dataset.root} has no untrimmed records (with 'segments') in split "
@@ -64,7 +67,7 @@ def evaluate_timeline(checkpoint: Checkpoint, dataset: AnnotatedDataset, split: 
     model = checkpoint.build_model().to(device).eval()
     predict = _predictor(model, device)
     class_names = tuple(checkpoint.class_names)
-    notes, skipped = [], []
+    notes, skipped, written = [], [], []
     truth: list[Instance] = []
     found: dict[str, list[Instance]] = {v: [] for v in VARIANTS}
     background = None
@@ -86,11 +89,15 @@ def evaluate_timeline(checkpoint: Checkpoint, dataset: AnnotatedDataset, split: 
                             "partial": True})
         background = timeline.background
         seconds = frame_seconds(timeline.num_frames, timeline.fps, timeline.timestamps)
+        video_truth = []
         for label, first, last in record_segments(record, info.num_frames):
             if first >= timeline.num_frames:
                 continue  # after the damage: not seen, not scored
             last = min(last, timeline.num_frames - 1)
-            truth.append(Instance(video, label, float(seconds[first]), float(seconds[last + 1])))
+            video_truth.append(Instance(video, label, float(seconds[first]), float(seconds[last + 1])))
+        truth += video_truth
+        if figures is not None and len(written) < num_figures:
+            written.append(_figure(Path(figures) / "timeline", record.video, timeline, video_truth))
         for variant in VARIANTS:
             found[variant] += [Instance(video, s.label, s.start, s.end, s.score)
                                for s in timeline.variant_segments(variant, options.segments)]
@@ -111,7 +118,21 @@ def evaluate_timeline(checkpoint: Checkpoint, dataset: AnnotatedDataset, split: 
                               and options.stride_frames is None else None},
                    "segment_options": asdict(options.segments), "background": background is not None,
                    "notes": notes})
+    if figures is not None:
+        report["figures"] = written
     return report
+
+
+def _figure(out_dir: Path, video: Path, timeline, truth: list[Instance]) -> str:
+    from serving.timeline import VideoTimeline  # noqa: PLC0415 - Pillow drawing, only when asked
+    from serving.timeline_render import timeline_picture  # noqa: PLC0415
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    answer = VideoTimeline(video=str(video), fps=timeline.fps, frames=timeline.num_frames,
+                           segments=tuple(timeline.segments), timeline=timeline)
+    path = out_dir / f"{Path(video).stem}.png"
+    timeline_picture(answer, ground_truth=[(g.label, g.start, g.end) for g in truth]).save(path)
+    return str(path)
 
 
 def format_timeline(section: dict[str, Any]) -> str:

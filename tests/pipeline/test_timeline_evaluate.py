@@ -66,9 +66,11 @@ def test_evaluate_timeline_reports_the_method_and_both_baselines(tiny_checkpoint
 
 def test_evaluate_timeline_table_and_errors(tiny_checkpoint, untrimmed_dataset, tmp_path, capsys):
     code = evaluate_main(["--checkpoint", str(tiny_checkpoint), "--data", str(untrimmed_dataset), "--timeline",
-                          "--no-cam-baseline", "--quiet", "--device", "cpu", "--stride-frames", "2"])
+                          "--no-cam-baseline", "--quiet", "--device", "cpu", "--stride-frames", "2",
+                          "--figures", str(tmp_path / "figures"), "--num-figures", "2"])
     out = capsys.readouterr().out
     assert code == 0
+    assert sorted(p.name for p in (tmp_path / "figures" / "timeline").iterdir()) == ["u0.png", "u1.png"]
     assert "timeline (THUMOS14 mAP %, 3 untrimmed videos, 6 actions)" in out
     assert all(any(line.strip().startswith(name) for line in out.splitlines())
                for name in ("attention", "uniform_baseline", "window_baseline"))
