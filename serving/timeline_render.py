@@ -47,6 +47,15 @@ def timeline_picture(answer: VideoTimeline, width: int = PICTURE_WIDTH,
         return seconds / duration * (width - 1) if duration > 0 else 0.0
 
     draw.line([(0, CURVE_HEIGHT), (width, CURVE_HEIGHT)], fill=AXIS)
+    step = next((s for s in (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600) if duration / s <= 12), 1200)
+    for tick in np.arange(0.0, duration + 1e-9, step):
+        draw.line([(x_of(tick), CURVE_HEIGHT - 4), (x_of(tick), CURVE_HEIGHT)], fill=AXIS)
+        draw.text((x_of(tick) + 2, CURVE_HEIGHT - 14), f"{tick:g}s", fill=AXIS)
+    legend_x = 4
+    for k, name in enumerate(timeline.class_names):
+        if k != timeline.background:
+            draw.text((legend_x, 2), name, fill=_colour(k))
+            legend_x += 7 * len(name) + 12
     columns = np.minimum((np.arange(width) / max(width - 1, 1) * N).astype(int), N - 1)  # frame per pixel column
     for k in range(K):
         if k == timeline.background:
