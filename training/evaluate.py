@@ -230,6 +230,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                           help="add the THUMOS14 mAP of the timeline and its two baselines (JSON key 'timeline')")
     timeline.add_argument("--stride", type=float, metavar="SECONDS", help="window stride (default: half a window)")
     timeline.add_argument("--stride-frames", type=int, metavar="N", help="window stride in frames")
+    timeline.add_argument("--threshold", type=float, default=None, metavar="P",
+                          help="per-frame score a segment needs (default: stanet.timeline.segments.SegmentOptions)")
     args = parser.parse_args(argv)
     if args.stride is not None and args.stride_frames is not None:
         parser.error("--stride and --stride-frames go alone: give the stride in seconds or in frames")
@@ -239,6 +241,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _evaluate_with_timeline(args: argparse.Namespace) -> dict[str, Any]:
     """The trimmed clips' report (when the split has any) plus the untrimmed records' "timeline" section."""
     from stanet.timeline.pipeline import TimelineOptions  # noqa: PLC0415
+    from stanet.timeline.segments import SegmentOptions  # noqa: PLC0415
     from training.timeline_eval import evaluate_timeline  # noqa: PLC0415
 
     dataset = load_dataset(args.data)
@@ -255,7 +258,8 @@ def _evaluate_with_timeline(args: argparse.Namespace) -> dict[str, Any]:
     else:
         report = {"checkpoint": str(args.checkpoint), "data": str(args.data), "split": args.split,
                   "class_names": list(ckpt.class_names)}
-    options = TimelineOptions(stride_seconds=args.stride, stride_frames=args.stride_frames)
+    segments = SegmentOptions() if args.threshold is None else SegmentOptions(threshold=args.threshold)
+    options = TimelineOptions(stride_seconds=args.stride, stride_frames=args.stride_frames, segments=segments)
     report["timeline"] = evaluate_timeline(ckpt, dataset, args.split, select_device(args.device),
                                            batch_size=args.batch_size, options=options, figures=args.figures,
                                            num_figures=args.num_figures, progress=not args.quiet)
