@@ -232,6 +232,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     timeline.add_argument("--stride-frames", type=int, metavar="N", help="window stride in frames")
     timeline.add_argument("--threshold", type=float, default=None, metavar="P",
                           help="per-frame score a segment needs (default: stanet.timeline.segments.SegmentOptions)")
+    timeline.add_argument("--frame-weight", default="clipped", choices=("clipped", "relative", "mass"),
+                          help="how temporal attention weights a window's frames (docs/timeline.md)")
     args = parser.parse_args(argv)
     if args.stride is not None and args.stride_frames is not None:
         parser.error("--stride and --stride-frames go alone: give the stride in seconds or in frames")
@@ -259,7 +261,8 @@ def _evaluate_with_timeline(args: argparse.Namespace) -> dict[str, Any]:
         report = {"checkpoint": str(args.checkpoint), "data": str(args.data), "split": args.split,
                   "class_names": list(ckpt.class_names)}
     segments = SegmentOptions() if args.threshold is None else SegmentOptions(threshold=args.threshold)
-    options = TimelineOptions(stride_seconds=args.stride, stride_frames=args.stride_frames, segments=segments)
+    options = TimelineOptions(stride_seconds=args.stride, stride_frames=args.stride_frames, segments=segments,
+                              frame_weight=args.frame_weight)
     report["timeline"] = evaluate_timeline(ckpt, dataset, args.split, select_device(args.device),
                                            batch_size=args.batch_size, options=options, figures=args.figures,
                                            num_figures=args.num_figures, progress=not args.quiet)

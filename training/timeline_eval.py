@@ -8,8 +8,8 @@ baselines in the same run, on the same windows and the same model answers:
 - `window_baseline`: plain sliding-window classification, each window's label over its whole span.
 
 Reports (stable JSON keys under "timeline", docs/timeline.md): {"attention": MAP, "uniform_baseline": MAP,
-"window_baseline": MAP, "num_videos", "num_ground_truth", "skipped_videos", "clip_span", "stride_frames",
-"segment_options", "background", "notes"}, each MAP {"map": {"0.1": ..., "0.7": ...}, "mean_0.3_0.7",
+"window_baseline": MAP, "num_videos", "num_ground_truth", "skipped_videos", "clip_span", "stride",
+"segment_options", "frame_weight", "background", "notes"}, each MAP {"map": {"0.1": ..., "0.7": ...}, "mean_0.3_0.7",
 "per_class", "classes", "ground_truth", "detections"} (fractions in [0, 1]).
 """
 
@@ -116,7 +116,8 @@ def evaluate_timeline(checkpoint: Checkpoint, dataset: AnnotatedDataset, split: 
                    "stride": {"seconds": options.stride_seconds, "frames": options.stride_frames,
                               "default": "half a window" if options.stride_seconds is None
                               and options.stride_frames is None else None},
-                   "segment_options": asdict(options.segments), "background": background is not None,
+                   "segment_options": asdict(options.segments), "frame_weight": options.frame_weight,
+                   "background": background is not None,
                    "notes": notes})
     if figures is not None:
         report["figures"] = written

@@ -54,11 +54,22 @@ def sample_ranges(window: Window, clip_length: int, num_frames: int) -> list[tup
             for t in range(clip_length)]
 
 
-def attention_weights(temporal_attention: np.ndarray) -> np.ndarray:
-    """min(1, T a_t): 1 for a sample weighted at least as much as the average, less for one the model
-    looked away from."""
-    clip_length = temporal_attention.shape[-1]
-    return np.minimum(1.0, clip_length * np.asarray(temporal_attention, dtype=np.float64))
+FRAME_WEIGHTS = ("clipped", "relative", "mass")  # docs/timeline.md, "Defaults" has what chose the default
+
+
+def attention_weights(temporal_attention: np.ndarray, mode: str = "clipped") -> np.ndarray:
+    """How much of its window's probabilities each sample's frames get, from the temporal attention (T,):
+    "clipped" min(1, T a_t) (1 for a sample weighted at least as much as the average, less for one the
+    model looked away from), "relative" a_t / max a, "mass" T a_t (the window's probability mass moved to
+    where the model looked; the product with p is clipped to 1)."""
+    a = np.asarray(temporal_attention, dtype=np.float64)
+    if mode == "clipped":
+        return np.minimum(1.0, a.shape[-1] * a)
+    if mode == "relative":
+        return a / max(float(a.max()), 1e-12)
+    if mode == "mass":
+        return a.shape[-1] * a
+    raise ValueError(f"frame weight must be one of {FRAME_WEIGHTS}, got {mode!r}")
 
 
 def mask_peaks(spatial_attention: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
@@ -72,8 +83,12 @@ def mask_peaks(spatial_attention: np.ndarray, frame_hw: tuple[int, int]) -> np.n
 class TimelineAccumulator:
     """Sums the windows' answers into per-frame scores; `result()` divides by the coverage."""
 
-    def __init__(self, num_frames: int, num_classes: int, clip_length: int, frame_hw: tuple[int, int]):
+    def __init__(self, num_frames: int, num_classes: int, clip_length: int, frame_hw: tuple[int, int],
+                 frame_weight: str = "clipped"):
+        if frame_weight not in FRAME_WEIGHTS:
+            raise ValueError(f"frame weight must be one of {FRAME_WEIGHTS}, got {frame_weight!r}")
         self.num_frames, self.clip_length, self.frame_hw = int(num_frames), int(clip_length), frame_hw
+        self.frame_weight = frame_weight
         self._weighted = np.zeros((num_frames, num_classes), dtype=np.float64)
         self._plain = np.zeros((num_frames, num_classes), dtype=np.float64)
         self._action = np.zeros(num_frames, dtype=np.float64)
@@ -86,12 +101,12 @@ class TimelineAccumulator:
             spatial_attention: np.ndarray | None = None) -> None:
         """One window's probabilities (K,), temporal attention (T,) and spatial attention (T, h, w)."""
         probabilities = np.asarray(probabilities, dtype=np.float64)
-        weights = attention_weights(temporal_attention)  # (T,)
+        weights = attention_weights(temporal_attention, self.frame_weight)  # (T,)
         peaks = mask_peaks(np.asarray(spatial_attention), self.frame_hw) if spatial_attention is not None else None
         for t, (first, stop) in enumerate(sample_ranges(window, self.clip_length, self.num_frames)):
             if first >= stop:
                 continue  # padding past the end of the video
-            self._weighted[first:stop] += probabilities * weights[t]
+            self._weighted[first:stop] += np.minimum(1.0, probabilities * weights[t])
             self._plain[first:stop] += probabilities
             self._action[first:stop] += weights[t]
             self._count[first:stop] += 1

@@ -31,6 +31,7 @@ class TimelineOptions:
     stride_seconds: float | None = None  # None (and no stride_frames): half a window
     stride_frames: int | None = None
     segments: SegmentOptions = SegmentOptions()
+    frame_weight: str = "clipped"  # stanet.timeline.aggregate.FRAME_WEIGHTS
 
 
 @dataclass
@@ -112,7 +113,8 @@ def compute_timeline(frames: Iterable[tuple[np.ndarray, float]], num_frames: int
         nonlocal accumulator
         probs, temporal, spatial = answer
         if accumulator is None:
-            accumulator = TimelineAccumulator(num_frames, len(class_names), clip_length, stream.frame_hw)
+            accumulator = TimelineAccumulator(num_frames, len(class_names), clip_length, stream.frame_hw,
+                                              options.frame_weight)
         for row, index in enumerate(indices):
             probabilities[index] = probs[row]
             accumulator.add(windows[index], probs[row], temporal[row], spatial[row])
@@ -134,7 +136,7 @@ def compute_timeline(frames: Iterable[tuple[np.ndarray, float]], num_frames: int
         raise ValueError("the video stream delivered no frame")
     frame_hw = stream.frame_hw
     if accumulator is None:  # damaged before the first window was complete
-        accumulator = TimelineAccumulator(num_frames, len(class_names), clip_length, frame_hw)
+        accumulator = TimelineAccumulator(num_frames, len(class_names), clip_length, frame_hw, options.frame_weight)
     scores = accumulator.result().truncated(min(decoded, num_frames))
     damage = (f"the video ends at frame {decoded} of the {num_frames} its container announces (damaged or "
               f"truncated): the timeline covers the first {decoded / fps:.2f} s" if decoded < num_frames else None)

@@ -198,3 +198,14 @@ def test_pipeline_on_a_stream_that_ends_early_keeps_the_segments_before_the_dama
                                 _bright_model(16), options=TimelineOptions(segments=SegmentOptions(smoothing=0.0)))
     assert timeline.num_frames == 120 and "ends at frame 120 of the 300" in timeline.damage
     assert [(s.start_frame, s.end_frame) for s in timeline.segments] == [(40, 79)]
+
+
+def test_frame_weight_modes_by_hand():
+    from stanet.timeline.aggregate import attention_weights
+
+    a = np.array([0.5, 0.25, 0.25, 0.0])  # T = 4
+    assert attention_weights(a, "clipped").tolist() == [1.0, 1.0, 1.0, 0.0]
+    assert attention_weights(a, "relative").tolist() == [1.0, 0.5, 0.5, 0.0]
+    assert attention_weights(a, "mass").tolist() == [2.0, 1.0, 1.0, 0.0]
+    with pytest.raises(ValueError, match="frame weight must be one of"):
+        attention_weights(a, "max")
