@@ -212,6 +212,9 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from stanet.timeline.aggregate import FRAME_WEIGHTS  # noqa: PLC0415
+    from stanet.timeline.pipeline import TimelineOptions  # noqa: PLC0415
+
     parser = argparse.ArgumentParser(prog="stanet evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
     parser.add_argument("--data", required=True, help="dataset directory in the generic format")
@@ -232,7 +235,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     timeline.add_argument("--stride-frames", type=int, metavar="N", help="window stride in frames")
     timeline.add_argument("--threshold", type=float, default=None, metavar="P",
                           help="per-frame score a segment needs (default: stanet.timeline.segments.SegmentOptions)")
-    timeline.add_argument("--frame-weight", default="clipped", choices=("clipped", "relative", "mass"),
+    timeline.add_argument("--frame-weight", default=TimelineOptions.frame_weight, choices=FRAME_WEIGHTS,
                           help="how temporal attention weights a window's frames (docs/timeline.md)")
     args = parser.parse_args(argv)
     if args.stride is not None and args.stride_frames is not None:

@@ -4,11 +4,13 @@ Sample t of a window [start, start + span) stands for the frames of its segment,
 [start + floor(t span / T), start + floor((t + 1) span / T)). A frame's class scores are the mean over the
 (window, sample) pairs that cover it of
 
-    attention-weighted:  p_k(window) * min(1, T a_t)     (a_t the window's temporal weight of sample t)
+    attention-weighted:  min(1, p_k(window) * T a_t)     (a_t the window's temporal weight of sample t)
     plain:               p_k(window)
 
 so that a window whose attention is uniform (a_t = 1/T) gives its class probabilities to all its frames,
-and a window whose attention avoids some frames gives them less: the model's "when" inside the window.
+and a window whose attention avoids some frames moves its probability mass to the frames it looked at: the
+model's "when" inside the window. (`attention_weights` has two other weightings, measured against this
+one in docs/timeline.md.)
 Its "where" is the peak of the spatial mask of the covering sample with the largest temporal weight, in
 pixels of the video's frames.
 
@@ -57,7 +59,7 @@ def sample_ranges(window: Window, clip_length: int, num_frames: int) -> list[tup
 FRAME_WEIGHTS = ("clipped", "relative", "mass")  # docs/timeline.md, "Defaults" has what chose the default
 
 
-def attention_weights(temporal_attention: np.ndarray, mode: str = "clipped") -> np.ndarray:
+def attention_weights(temporal_attention: np.ndarray, mode: str = "mass") -> np.ndarray:
     """How much of its window's probabilities each sample's frames get, from the temporal attention (T,):
     "clipped" min(1, T a_t) (1 for a sample weighted at least as much as the average, less for one the
     model looked away from), "relative" a_t / max a, "mass" T a_t (the window's probability mass moved to
@@ -84,7 +86,7 @@ class TimelineAccumulator:
     """Sums the windows' answers into per-frame scores; `result()` divides by the coverage."""
 
     def __init__(self, num_frames: int, num_classes: int, clip_length: int, frame_hw: tuple[int, int],
-                 frame_weight: str = "clipped"):
+                 frame_weight: str = "mass"):
         if frame_weight not in FRAME_WEIGHTS:
             raise ValueError(f"frame weight must be one of {FRAME_WEIGHTS}, got {frame_weight!r}")
         self.num_frames, self.clip_length, self.frame_hw = int(num_frames), int(clip_length), frame_hw

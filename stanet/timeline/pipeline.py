@@ -31,7 +31,7 @@ class TimelineOptions:
     stride_seconds: float | None = None  # None (and no stride_frames): half a window
     stride_frames: int | None = None
     segments: SegmentOptions = SegmentOptions()
-    frame_weight: str = "clipped"  # stanet.timeline.aggregate.FRAME_WEIGHTS
+    frame_weight: str = "mass"  # stanet.timeline.aggregate.FRAME_WEIGHTS (docs/timeline.md, "Measurements")
 
 
 @dataclass

@@ -121,10 +121,10 @@ def test_threshold_min_duration_smoothing_and_nms():
     scores[10:30, 1] = 0.9  # 20 frames: kept
     scores[31:50, 1] = 0.9  # a one-frame dip at 30: smoothing joins the two
     scores[70:73, 2] = 0.95  # 3 frames < min duration 0.25 x 20 = 5 frames: dropped
-    scores[80:90, 2] = 0.4  # below the threshold
-    unsmoothed = find_segments(scores, CLASSES, span, 10.0, options=SegmentOptions(smoothing=0.0), background=0)
+    scores[80:90, 2] = 0.4  # below the threshold (0.5 here)
+    unsmoothed = find_segments(scores, CLASSES, span, 10.0, options=SegmentOptions(0.5, smoothing=0.0), background=0)
     assert [(s.label, s.start_frame, s.end_frame) for s in unsmoothed] == [("hop", 10, 29), ("hop", 31, 49)]
-    smoothed = find_segments(scores, CLASSES, span, 10.0, options=SegmentOptions(smoothing=0.15), background=0)
+    smoothed = find_segments(scores, CLASSES, span, 10.0, options=SegmentOptions(0.5, smoothing=0.15), background=0)
     assert [(s.label, s.start_frame, s.end_frame) for s in smoothed] == [("hop", 10, 49)]
     # The background class is never a segment, even when it scores high.
     scores[:, 0] = 1.0
