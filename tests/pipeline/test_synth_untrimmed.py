@@ -80,3 +80,24 @@ def test_untrimmed_flag_defaults_and_bad_lengths(tmp_path: Path, capsys) -> None
     code = main(["--out", str(tmp_path / "bad"), "--untrimmed", "--untrimmed-seconds", "3", "--quiet"])
     assert code == 2 and not (tmp_path / "bad").exists()
     assert "untrimmed_seconds=3 gives 30 frames at 10 fps, expected at least" in capsys.readouterr().err
+
+
+def test_stanet_data_check_probes_the_videos(untrimmed_dataset: Path, tmp_path: Path, capsys) -> None:
+    from stanet.cli import main as stanet_main  # noqa: PLC0415
+
+    assert stanet_main(["data", "check", str(untrimmed_dataset), "--quiet"]) == 0
+    assert "train: 4 trimmed clips, 3 untrimmed videos" in capsys.readouterr().out
+    # A segment past the end of its 120-frame video: named with its file, line and field.
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("classes.txt", "videos"):
+        (broken / name).symlink_to(untrimmed_dataset / name)
+    lines = (untrimmed_dataset / ANNOTATIONS_FILE).read_text().splitlines()
+    record = json.loads(lines[8])  # the first untrimmed record
+    record["segments"][-1]["interval"][1] = 120
+    lines[8] = json.dumps(record)
+    (broken / ANNOTATIONS_FILE).write_text("\n".join(lines) + "\n")
+    assert stanet_main(["data", "check", str(broken), "--quiet"]) == 2
+    field = f"segments[{len(record['segments']) - 1}].interval"
+    assert (f"annotations.jsonl, line 9: field '{field}': found [{record['segments'][-1]['interval'][0]}, 120]"
+            in capsys.readouterr().err)

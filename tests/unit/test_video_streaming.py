@@ -102,3 +102,22 @@ def test_memory_does_not_grow_with_the_length(videos) -> None:
     assert long_sample < short_sample + 8 * frame_bytes, (short_sample, long_sample)
     assert long_stream < short_stream + 8 * frame_bytes, (short_stream, long_stream)
     assert long_sample < 40 * frame_bytes and full > 400 * frame_bytes, (long_sample, full)
+
+
+def test_damage_in_the_middle_yields_the_frames_before_it_then_names_the_error(videos, tmp_path: Path) -> None:
+    _, long = videos
+    data = bytearray(long.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 3000] = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    full = read_video(long)
+    seen = []
+    with pytest.raises(VideoDecodeError, match=r"decoding failed after frame") as info:
+        for index, _, frame in iter_frames(damaged):
+            seen.append(index)
+    assert 0 < len(seen) == info.value.frames_decoded < 400 and seen == list(range(len(seen)))
+    assert str(damaged) in str(info.value)
+    kept = read_video(damaged)  # the whole-file reader keeps what decoded, as before
+    assert len(kept.frames) == len(seen)
+    np.testing.assert_array_equal(kept.frames[:10], full.frames[:10])
