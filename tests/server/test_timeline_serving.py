@@ -147,3 +147,12 @@ def test_python_client_returns_typed_segments_and_names_a_bad_stride(server, vid
 def test_infer_cli_refuses_two_stride_units(server, videos, capsys):
     with pytest.raises(SystemExit):
         _infer(capsys, server, videos["long"], "--stride", "1", "--stride-frames", "4")
+
+
+def test_without_timeline_infer_still_answers_one_clip_per_video(server, videos, capsys):
+    code = infer_main([str(videos["long"]), "--url", server.options.grpc_url, "--json", "--no-progress",
+                       "--top-k", "2"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    (result,) = json.loads(captured.out)["results"]
+    assert result["error"] is None and len(result["top_k"]) == 2 and len(result["frame_indices"]) == 4
