@@ -25,6 +25,8 @@ from typing import NamedTuple
 import av
 import numpy as np
 
+from stanet.video_seek import read_by_seeking, stream_fps, worth_seeking
+
 
 VFR_TICKS_PER_SECOND = 1000  # time base of variable-frame-rate files written by write_video
 
@@ -106,8 +108,7 @@ def iter_frames(path: str | Path, *, start: int = 0, stop: int | None = None,
                 raise VideoDecodeError(path, "the file has no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            rate = stream.average_rate or stream.guessed_rate
-            fps = float(rate) if rate and float(rate) > 0 else 25.0
+            fps = stream_fps(stream)
             if on_open is not None:
                 on_open(fps)
             origin = stream.start_time if stream.start_time is not None else 0
@@ -142,9 +143,10 @@ def iter_frames(path: str | Path, *, start: int = 0, stop: int | None = None,
         raise VideoDecodeError(path, "the video stream holds no decodable frame")
 
 
-def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray) -> Video:
+def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, *, seek: bool = True) -> Video:
     """The frames at `indices` (any order, repeats allowed) of a video, decoding up to the largest and
-    keeping only those: memory is len(set(indices)) frames, whatever the length of the file.
+    keeping only those: memory is len(set(indices)) frames, whatever the length of the file. With `seek`,
+    frames far apart are reached by seeking (stanet.video_seek: the same frames, exactly, or no seeking).
 
     Returns:
         Video with frames (len(indices), H, W, 3) in the order of `indices` and their timestamps (seconds).
@@ -157,6 +159,12 @@ def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray) -> Video:
     if wanted.ndim != 1 or not len(wanted) or wanted.min() < 0:
         raise ValueError(f"indices must be a non-empty list of frame indices >= 0, got {wanted.tolist()[:8]}")
     needed = set(int(i) for i in wanted)
+    if seek and worth_seeking(sorted(needed)):
+        sought = read_by_seeking(path, sorted(needed))
+        if sought is not None:
+            fps, found = sought
+            return Video(frames=np.stack([found[int(i)][1] for i in wanted]), fps=fps,
+                         timestamps=np.asarray([found[int(i)][0] for i in wanted]))
     kept: dict[int, StreamedFrame] = {}
     fps_seen: list[float] = []
     count = 0

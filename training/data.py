@@ -104,8 +104,7 @@ class ClipDataset(Dataset):
             except VideoDecodeError as exc:
                 self.skipped.append((record, exc.reason))
                 continue
-            where = annotations if annotations is not None else record.video.parent / ANNOTATIONS_FILE
-            check_frame_count(record, loaded.num_frames, where)
+            check_frame_count(record, loaded.num_frames, annotations or ANNOTATIONS_FILE)
             self.cache[len(kept)] = loaded
             kept.append(record)
         self.records = kept

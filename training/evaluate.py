@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from stanet.checkpoint import CheckpointError, load_checkpoint
+from stanet.constants import ANNOTATIONS_FILE
 from stanet.dataset_format import DatasetFormatError, load_dataset
 from stanet.model import AttentionRecognizer
 from stanet.model.preprocess import normalize_clip
@@ -119,7 +120,8 @@ def evaluate(checkpoint: str | Path, data_dir: str | Path, *, split: str = "test
     if not records:
         raise EvaluationError(f"{data_dir} has no trimmed clips with split {split!r}")
     spec = ClipSpec(config.clip_length, config.height, config.width)
-    target = ClipDataset(records, spec, train=False, cache=False, progress=progress, description=f"{split} videos")
+    target = ClipDataset(records, spec, train=False, cache=False, progress=progress, description=f"{split} videos",
+                         annotations=dataset.root / ANNOTATIONS_FILE)
     if len(target) == 0:
         raise EvaluationError(f"every {split} video is unreadable ({len(target.skipped)} skipped)")
     dev = select_device(device)

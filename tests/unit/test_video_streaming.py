@@ -121,3 +121,30 @@ def test_damage_in_the_middle_yields_the_frames_before_it_then_names_the_error(v
     kept = read_video(damaged)  # the whole-file reader keeps what decoded, as before
     assert len(kept.frames) == len(seen)
     np.testing.assert_array_equal(kept.frames[:10], full.frames[:10])
+
+
+def test_far_frames_are_sought_and_equal_the_streamed_ones(videos, tmp_path: Path) -> None:
+    from stanet.video_seek import SEEK_GAP_FRAMES, read_by_seeking, worth_seeking  # noqa: PLC0415
+
+    _, long = videos
+    full = read_video(long)
+    wanted = [5, 6, 340, 399]
+    assert worth_seeking(wanted) and not worth_seeking([0, SEEK_GAP_FRAMES])
+    fps, found = read_by_seeking(long, wanted)  # the seek path really answers for this file
+    assert fps == 25 and sorted(found) == wanted
+    for index in wanted:
+        np.testing.assert_array_equal(found[index][1], full.frames[index])
+        assert found[index][0] == pytest.approx(index / 25, abs=1e-6)
+    picked = read_frames(long, [399, 5, 340, 6, 399])
+    np.testing.assert_array_equal(picked.frames, full.frames[[399, 5, 340, 6, 399]])
+    np.testing.assert_array_equal(read_frames(long, [399, 5], seek=False).frames, picked.frames[:2])
+
+    times = np.concatenate([np.arange(200) * 0.04, 8.0 + np.arange(200) * 0.1])  # 25 fps, then 10 fps
+    frames = np.stack([frame for _, _, frame in iter_frames(long)])
+    write_video(tmp_path / "vfr.mp4", frames, timestamps=times)
+    streamed = read_frames(tmp_path / "vfr.mp4", [1, 350], seek=False)
+    sought = read_frames(tmp_path / "vfr.mp4", [1, 350])
+    np.testing.assert_array_equal(sought.frames, streamed.frames)
+    np.testing.assert_allclose(sought.timestamps, [0.04, 8.0 + 150 * 0.1], atol=1e-3)
+    np.testing.assert_allclose(streamed.timestamps, sought.timestamps)
+    assert read_by_seeking(tmp_path / "missing.mp4", [1, 350]) is None
