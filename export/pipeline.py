@@ -200,7 +200,8 @@ def export_model(request: ExportRequest, *, log: Callable[[str], None] = print) 
     model = checkpoint.build_model().eval()
     config = checkpoint.model_config
     module, signature = serving_module(model)
-    config_text, labels = render_config(signature, options), render_labels(checkpoint.class_names)
+    config_text = render_config(signature, options, checkpoint.clip_span)
+    labels = render_labels(checkpoint.class_names)
     plan_write(request.repository, options.name, request.version, config_text, labels)
 
     graph = export_onnx(module)
@@ -251,7 +252,8 @@ def export_model(request: ExportRequest, *, log: Callable[[str], None] = print) 
                   "max_batch_size": options.max_batch_size,
                   "files": {f"{request.version}/{name}": len(data) for name, data in version_files.items()}},
         "checkpoint": {"path": str(Path(request.checkpoint).resolve()), "model_config": config.to_dict(),
-                       "class_names": list(checkpoint.class_names)},
+                       "class_names": list(checkpoint.class_names),
+                       "clip_span": checkpoint.clip_span.to_dict() if checkpoint.clip_span else None},
         "signature": _signature_dict(signature),
         "onnx": {**graph.report, "fp32_size_bytes": len(fp32.artifact),
                  **({"int8_size_bytes": len(served_onnx)} if options.precision == "int8" else {})},

@@ -11,9 +11,10 @@ import torch
 
 from stanet.atomic import atomic_path
 from stanet.config import ModelConfig
-from stanet.constants import BACKGROUND_CLASS, CHECKPOINT_FORMAT_VERSION
+from stanet.constants import BACKGROUND_CLASS, CHECKPOINT_FORMAT_VERSION, CLIP_SPAN_KEY
 from stanet.model import AttentionRecognizer, build_model
 from stanet.model.state_dict import compare_state_dicts
+from stanet.timeline.windows import ClipSpan
 
 
 class CheckpointError(ValueError):
@@ -38,11 +39,11 @@ class Checkpoint:
         return self.class_names[:-1] if self.background else self.class_names
 
     @property
-    def clip_span(self) -> dict[str, float] | None:
-        """The span of the training clips, {"frames": int, "seconds": float}; None in a checkpoint from
-        before it was recorded or trained on a feature cache."""
-        span = self.extra.get("clip_span")
-        return dict(span) if span else None
+    def clip_span(self) -> ClipSpan | None:
+        """The span of the training clips (training/windows.py, `clip_span`); None in a checkpoint from before
+        it was recorded or trained on a feature cache."""
+        span = self.extra.get(CLIP_SPAN_KEY)
+        return ClipSpan.from_dict(span) if span else None
 
     def build_model(self) -> AttentionRecognizer:
         model = build_model(self.model_config)

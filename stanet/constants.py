@@ -45,3 +45,10 @@ BACKEND_FILE = "stanet_backend.py"  # beside it, imported by it as `stanet_backe
 # stanet_client_request_duration_seconds. They resolve a ~10 ms CPU model and a GPU paper-size model alike.
 LATENCY_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5,
                            1.0, 2.5, 5.0)
+
+# The span of the training clips (what one clip of the model covers of a video), recorded in the checkpoint
+# (extra key CLIP_SPAN_KEY: {"frames": int, "seconds": float}) and in config.pbtxt parameters under these
+# names, so that a timeline cuts a long video into windows of the span the model was trained on.
+CLIP_SPAN_KEY = "clip_span"
+CLIP_SPAN_FRAMES_PARAMETER = "clip_span_frames"
+CLIP_SPAN_SECONDS_PARAMETER = "clip_span_seconds"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stanet.checkpoint import save_checkpoint
-from stanet.constants import BEST_CHECKPOINT, LAST_CHECKPOINT
+from stanet.constants import BEST_CHECKPOINT, CLIP_SPAN_KEY, LAST_CHECKPOINT
 from training.config import RunConfig
 from training.run_state import RunState
 
@@ -41,7 +41,7 @@ class RunWriter:
         if not self.enabled:
             return
         save_checkpoint(path, state.model, self._class_names, run_config=self._run_config.to_dict(),
-                        background=self._run_config.train.background, clip_span=self._clip_span,
+                        background=self._run_config.train.background, **{CLIP_SPAN_KEY: self._clip_span},
                         progress=dict(state.progress), optimizer=state.optimizer.state_dict(),
                         scheduler=state.scheduler.state_dict(), history=state.history)
 

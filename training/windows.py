@@ -24,20 +24,9 @@ import numpy as np
 
 from stanet.dataset_format import ClipRecord, record_segments
 from stanet.sampling import sample_frame_indices
+from stanet.timeline.windows import ClipSpan  # the span a timeline cuts windows of; saved in the checkpoint
 
 CLIP, ACTION, BACKGROUND = "clip", "action", "background"
-
-
-@dataclass(frozen=True)
-class ClipSpan:
-    """The span of the clips a model trained on: frames, and seconds at the training videos' median frame
-    rate. Saved in the checkpoint (`clip_span`), the window of a timeline."""
-
-    frames: int
-    seconds: float
-
-    def to_dict(self) -> dict[str, float]:
-        return {"frames": self.frames, "seconds": self.seconds}
 
 
 @dataclass(frozen=True)
