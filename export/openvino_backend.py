@@ -11,6 +11,8 @@ import re
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from stanet.constants import CLIP_SPAN_FRAMES_PARAMETER, CLIP_SPAN_SECONDS_PARAMETER
+
 BACKEND_NAME = "openvino"
 YES_NO = re.compile(r"(?i)yes|no")
 NON_NEGATIVE = re.compile(r"\d+")
@@ -26,6 +28,9 @@ DOCUMENTED_PARAMETERS = {
     "ENABLE_BATCH_PADDING": YES_NO,
     "RESHAPE_IO_LAYERS": YES_NO,
 }
+# stanet's own metadata for clients (the training clips' span, read by serving/client.py), which every backend
+# ignores: allowed beside the backend's parameters.
+METADATA_PARAMETERS = (CLIP_SPAN_FRAMES_PARAMETER, CLIP_SPAN_SECONDS_PARAMETER)
 # One stream, latency hint: each instance runs one request batch at a time on every core it may use, as the
 # python backend's OpenVINO runtime does (docs/serving.md, "OpenVINO runtime").
 STREAMS, PERFORMANCE_HINT = "1", "LATENCY"
@@ -53,6 +58,8 @@ def config_problems(config_text: str) -> list[str]:
         return [f"backend is {config.backend or config.platform!r}, expected {BACKEND_NAME!r}"]
     problems = []
     for key, value in sorted(config.parameters.items()):
+        if key in METADATA_PARAMETERS:
+            continue
         pattern = DOCUMENTED_PARAMETERS.get(key)
         if pattern is None:
             problems.append(f"parameter {key!r} is not one the openvino backend documents "

@@ -218,7 +218,8 @@ def export_model(request: ExportRequest, *, log: Callable[[str], None] = print) 
     if precision_choice is not None:
         options = replace(options, precision=precision_choice.precision)
         log(f"precision: {precision_choice.precision} ({precision_choice.reason})")
-    config_text, labels = render_config(signature, options), render_labels(checkpoint.class_names)
+    config_text = render_config(signature, options, checkpoint.clip_span)
+    labels = render_labels(checkpoint.class_names)
     _check_backend_config(options, config_text)
     plan_write(request.repository, options.name, request.version, config_text, labels)
 
@@ -269,7 +270,7 @@ def export_model(request: ExportRequest, *, log: Callable[[str], None] = print) 
         if stage.failure is not None and precision_choice is not None and precision_choice.automatic:
             log(f"precision: fp32 (bf16 was chosen for this CPU but its gate failed: {stage.failure})")
             options = replace(options, precision="fp32")
-            config_text = render_config(signature, options)
+            config_text = render_config(signature, options, checkpoint.clip_span)
             _check_backend_config(options, config_text)
             stage = openvino_stage("fp32", served_onnx, module, fp32_session, clip_sets, gate_clips,
                                    _batch_sizes(request.max_batch_size), log)
@@ -289,7 +290,8 @@ def export_model(request: ExportRequest, *, log: Callable[[str], None] = print) 
                   "max_batch_size": options.max_batch_size,
                   "files": {f"{request.version}/{name}": len(data) for name, data in version_files.items()}},
         "checkpoint": {"path": str(Path(request.checkpoint).resolve()), "model_config": config.to_dict(),
-                       "class_names": list(checkpoint.class_names)},
+                       "class_names": list(checkpoint.class_names),
+                       "clip_span": checkpoint.clip_span.to_dict() if checkpoint.clip_span else None},
         "signature": _signature_dict(signature),
         "onnx": {**graph.report, "fp32_size_bytes": len(fp32.artifact),
                  **({"int8_size_bytes": len(served_onnx)} if options.precision == "int8" else {})},

@@ -17,7 +17,9 @@ from serving.python_backend.stanet_backend import (DEFAULT_OPENVINO_HINT, DEFAUL
                                                    OPENVINO_HINT_PARAMETER, OPENVINO_PRECISION_PARAMETER,
                                                    OPENVINO_STREAMS_PARAMETER, RUNTIME_PARAMETER, RUNTIMES,
                                                    TIME_BUDGET_PARAMETER)
-from stanet.constants import LABELS_FILE, LATENCY_BUCKETS_SECONDS, ONNX_FILE, OPENVINO_XML_FILE, OUTPUT_PROBABILITIES
+from stanet.constants import (CLIP_SPAN_FRAMES_PARAMETER, CLIP_SPAN_SECONDS_PARAMETER, LABELS_FILE,
+                              LATENCY_BUCKETS_SECONDS, ONNX_FILE, OPENVINO_XML_FILE, OUTPUT_PROBABILITIES)
+from stanet.timeline.windows import ClipSpan
 
 TARGETS = ("onnxruntime", "tensorrt", "python", "openvino")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
@@ -165,9 +167,9 @@ def _gpu_accelerator(signature: ServingSignature, options: ServingOptions) -> st
             f'        name: "tensorrt"\n{body}\n      }}\n    ]\n  }}\n}}')
 
 
-def render_config(signature: ServingSignature, options: ServingOptions) -> str:
-    """The text of config.pbtxt. It depends only on the signature and the serving options (not on the
-    checkpoint's weights), so a new version of the same model gets the same text."""
+def render_config(signature: ServingSignature, options: ServingOptions, clip_span: ClipSpan | None = None) -> str:
+    """The text of config.pbtxt. It depends only on the signature, the serving options and the training clips'
+    span (not on the checkpoint's weights), so a new version of the same model gets the same text."""
     if options.target == "onnxruntime":
         platform = 'platform: "onnxruntime_onnx"'
     elif options.target == "tensorrt":
@@ -208,7 +210,7 @@ def render_config(signature: ServingSignature, options: ServingOptions) -> str:
         sections.append("model_metrics {\n  metric_control [\n    {\n"
                         f'      metric_identifier {{ family: "{LATENCY_HISTOGRAM_FAMILY}" }}\n'
                         f"      histogram_options {{ buckets: [ {buckets} ] }}\n    }}\n  ]\n}}")
-    parameters = ()
+    parameters: tuple[tuple[str, str], ...] = ()
     if options.target == "python":
         parameters = ((ONNX_FILE_PARAMETER, ONNX_FILE),
                       (INTRA_OP_PARAMETER, str(options.intra_op_threads or DEFAULT_INTRA_OP_THREADS)),
@@ -221,6 +223,9 @@ def render_config(signature: ServingSignature, options: ServingOptions) -> str:
                            (OPENVINO_PRECISION_PARAMETER, "bf16" if options.precision == "bf16" else "fp32"))
     elif options.target == "openvino":
         parameters = backend_parameters(options.precision, options.intra_op_threads)
+    if clip_span is not None:  # metadata for timeline clients (serving/client.py); the backends ignore it
+        parameters += ((CLIP_SPAN_FRAMES_PARAMETER, str(clip_span.frames)),
+                       (CLIP_SPAN_SECONDS_PARAMETER, f"{clip_span.seconds:.6g}"))
     if parameters:
         sections.append("parameters [\n" + ",\n".join(f"  {_model_parameter(k, v)}" for k, v in parameters) + "\n]")
     return "\n\n".join(sections) + "\n"

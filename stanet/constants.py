@@ -18,6 +18,9 @@ STD_RGB = (0.229, 0.224, 0.225)
 CLASSES_FILE = "classes.txt"
 ANNOTATIONS_FILE = "annotations.jsonl"
 SPLITS = ("train", "val", "test")
+# The class a model trained with `train.background=true` appends after the dataset's classes: frames outside
+# every action (idle parts of trimmed clips with an interval, gaps between segments of untrimmed videos).
+BACKGROUND_CLASS = "background"
 
 # Checkpoint files written under a run directory.
 BEST_CHECKPOINT = "best.pt"
@@ -48,3 +51,10 @@ OPENVINO_BIN_FILE = "model.bin"
 # stanet_client_request_duration_seconds. They resolve a ~10 ms CPU model and a GPU paper-size model alike.
 LATENCY_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5,
                            1.0, 2.5, 5.0)
+
+# The span of the training clips (what one clip of the model covers of a video), recorded in the checkpoint
+# (extra key CLIP_SPAN_KEY: {"frames": int, "seconds": float}) and in config.pbtxt parameters under these
+# names, so that a timeline cuts a long video into windows of the span the model was trained on.
+CLIP_SPAN_KEY = "clip_span"
+CLIP_SPAN_FRAMES_PARAMETER = "clip_span_frames"
+CLIP_SPAN_SECONDS_PARAMETER = "clip_span_seconds"

@@ -19,6 +19,7 @@ from export.signature import serving_signature
 from export.triton_config import ServingOptions, check_options, render_config
 from serving.python_backend.openvino_runtime import compile_properties
 from serving.python_backend.stanet_backend import settings_from_config
+from stanet.timeline.windows import ClipSpan
 
 # /proc/cpuinfo flags of an AVX-512 CPU without bf16 (Skylake-SP / Cascade Lake)
 NO_BF16 = {"sse4_2", "avx2", "avx512f", "avx512bw", "avx512_vnni"}
@@ -127,6 +128,9 @@ def test_target_openvino_config_uses_only_the_backends_documented_parameters():
     assert "'PERFORMANCE_HINT' = 'FASTEST' is not a documented value" in config_problems(bad_value)[0]
     python = render_config(SIGNATURE, _options())
     assert "expected 'openvino'" in config_problems(python)[0]
+    # stanet's clip-span metadata for clients rides along; the backend ignores it
+    spanned = render_config(SIGNATURE, _options(target="openvino"), ClipSpan(24, 0.96))
+    assert "clip_span_frames" in spanned and config_problems(spanned) == []
 
 
 def test_an_ir_this_openvino_cannot_read_is_named_at_load(tmp_path):
