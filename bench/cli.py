@@ -1,6 +1,8 @@
 """`stanet bench`: one checkpoint, four ways, back to back in one run on the same clips: (a) PyTorch eager in
 process, (b) onnxruntime in process, (c) the embedded Triton over gRPC, (d) INT8 through Triton; with the
-model's FLOPs per clip and this machine's fp32 ceiling measured in the same run. Writes report.json and
+model's FLOPs per clip and this machine's fp32 ceiling measured in the same run. OpenVINO beside them (unless
+--no-openvino): (a') PyTorch eager under bf16 autocast, (b') OpenVINO in process at fp32 / bf16 / int8, and the
+same three served by the embedded Triton's python backend, with OpenVINO's fp32 and bf16 ceilings. Writes report.json and
 latency_vs_throughput.png to --output and prints the table, the ratios and the targets.
 
 With --url it measures models already served by any Triton instead (a GPU server with the TensorRT plan and
@@ -37,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--intra-op-threads", type=int, default=0,
                         help="onnxruntime threads per Triton instance (default: every core, shared by the instances)")
     parser.add_argument("--label", default="model", help="name of this model in the report")
+    parser.add_argument("--no-openvino", action="store_true",
+                        help="leave out the bf16 / OpenVINO variants (a'), (b') and their served models")
     parser.add_argument("--url", help="measure a running Triton at HOST:PORT (gRPC) instead of starting one")
     parser.add_argument("--metrics-url", help=f"with --url: its metrics page (default: http://HOST:{DEFAULT_METRICS_PORT}/metrics)")
     parser.add_argument("--models", default=MODEL_NAME, help=f"with --url: served model names (default: {MODEL_NAME})")
@@ -58,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from bench.flops import flops_per_clip
-    from bench.report import best, plot, render, targets
+    from bench.openvino_variants import export_openvino, measure_openvino_in_process
+    from bench.report import VARIANTS, best, plot, render, targets
+    from bench.served import model_rss_mb
     from bench.runners import fp32_ceiling_gflops, onnxruntime_session, timed_loop, torch_eager
     from bench.served import Endpoint, load_point
     from export.clips import dataset_clips
@@ -89,12 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     except GateError as exc:  # not served: (d) is reported as failed, not measured
         print(f"stanet bench: {exc}; (d) is not measured", flush=True)
         int8 = {"int8": {"passed": False, "error": str(exc)}}
+    openvino_models = {} if args.no_openvino else export_openvino(args, repository, serving, quiet)
     checkpoint = load_checkpoint(args.checkpoint)
     module, _ = serving_module(checkpoint.build_model())
     clips = dataset_clips(args.data, ("test", "val"), checkpoint.model_config, checkpoint.class_names, limit=32).clips
     flops = flops_per_clip(module, torch.from_numpy(clips[:1]))
     print(f"stanet bench: {args.label}: {flops / 1e9:.3f} GFLOP per clip; {threads} threads", flush=True)
-    report = {"label": args.label, "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+    report = {"openvino_models": openvino_models, "label": args.label, "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
               "threads": threads, "gflop_per_clip": flops / 1e9, "int8_gate": int8.get("int8") or {},
               "serving": {"instances": args.instances or "default", "intra_op_threads": args.intra_op_threads or
                           "every core"}}
@@ -105,12 +112,18 @@ def main(argv: list[str] | None = None) -> int:
     session = onnxruntime_session(repository / MODEL_NAME / "1" / ONNX_FILE, threads, INPUT_CLIP)
     report["onnxruntime"] = [{**timed_loop(session, clips, b, args.seconds).to_dict(), "batch": b} for b in batches]
     del session, eager
+    if not args.no_openvino:
+        measure_openvino_in_process(report, module, repository, openvino_models, clips, batches, threads,
+                                    args.seconds)
     options = ServerOptions(repository=repository, grpc_port=BENCH_GRPC_PORT, metrics_port=BENCH_METRICS_PORT,
                             exit_timeout_s=10)
     with TritonServer(options) as server:
         endpoint = Endpoint.of(server)
         served = [("triton_fp32", MODEL_NAME)] + ([("triton_int8", "stanet_int8")] if int8["int8"]["passed"] else [])
-        report["triton_int8"] = []
+        served += [(f"triton_ov_{precision}", name) for precision, name in openvino_models.items() if name]
+        for key, _ in VARIANTS:
+            report.setdefault(key, [])
+        report["server_rss_mb"] = {model: model_rss_mb(server, model) for _, model in served}
         for key, model in served:
             report[key] = [load_point(endpoint, model, clips, concurrency=c, batch=1, seconds=args.seconds)
                            for c in sweep]
@@ -120,8 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         report["server_peak_rss_mb"] = memory_mb([server.pid, *server.stub_pids()], "VmHWM")
     report["client_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     report["achieved_gflops"] = {key: best(report[key])["clips_per_s"] * flops / 1e9
-                                 for key in ("torch_eager", "onnxruntime", "triton_fp32", "triton_int8")
-                                 if report[key]}
+                                 for key, _ in VARIANTS if report.get(key)}
     report["targets"] = targets(report)
     (args.output / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     plot(report, args.output / "latency_vs_throughput.png")
