@@ -1,6 +1,7 @@
 """`stanet bench`: one checkpoint, four ways, back to back in one run on the same clips: (a) PyTorch eager in
 process, (b) onnxruntime in process, (c) the embedded Triton over gRPC, (d) INT8 through Triton; with the
-model's FLOPs per clip and this machine's fp32 ceiling measured in the same run. Writes report.json and
+model's FLOPs per clip and this machine's fp32 ceiling measured in the same run; then the relay of `stanet serve`
+against direct calls to the same Triton (bench/relay_cost.py; `--relay-only` measures just that). Writes report.json and
 latency_vs_throughput.png to --output and prints the table, the ratios and the targets.
 
 With --url it measures models already served by any Triton instead (a GPU server with the TensorRT plan and
@@ -37,6 +38,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--intra-op-threads", type=int, default=0,
                         help="onnxruntime threads per Triton instance (default: every core, shared by the instances)")
     parser.add_argument("--label", default="model", help="name of this model in the report")
+    parser.add_argument("--relay-only", action="store_true",
+                        help="only the relay-vs-direct comparison (concurrency 1 and --relay-concurrency)")
+    parser.add_argument("--relay-concurrency", type=int, default=4, help="the loaded relay point (default: 4)")
+    parser.add_argument("--relay-rounds", type=int, default=2, help="alternating relay/direct rounds (default: 2)")
     parser.add_argument("--url", help="measure a running Triton at HOST:PORT (gRPC) instead of starting one")
     parser.add_argument("--metrics-url", help=f"with --url: its metrics page (default: http://HOST:{DEFAULT_METRICS_PORT}/metrics)")
     parser.add_argument("--models", default=MODEL_NAME, help=f"with --url: served model names (default: {MODEL_NAME})")
@@ -58,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from bench.flops import flops_per_clip
+    from bench.relay_cost import relay_vs_direct, render as render_relay
     from bench.report import best, plot, render, targets
     from bench.runners import fp32_ceiling_gflops, onnxruntime_session, timed_loop, torch_eager
     from bench.served import Endpoint, load_point
@@ -82,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     serving = {"instances": args.instances, "intra_op_threads": args.intra_op_threads}
     export_model(ExportRequest(checkpoint=args.checkpoint, repository=repository, target="python", **serving),
                  log=quiet)
+    checkpoint = load_checkpoint(args.checkpoint)
+    clips = dataset_clips(args.data, ("test", "val"), checkpoint.model_config, checkpoint.class_names, limit=32).clips
+    relay = lambda: relay_vs_direct(repository, clips, seconds=args.seconds, loaded=args.relay_concurrency,  # noqa: E731
+                                    rounds=args.relay_rounds)
+    if args.relay_only:
+        result = {"label": args.label, "relay_vs_direct": relay()}
+        (args.output / "report.json").write_text(json.dumps(result, indent=1) + "\n")
+        print(render_relay(result["relay_vs_direct"]))
+        return 0
     try:
         int8 = export_model(ExportRequest(checkpoint=args.checkpoint, repository=repository, target="python",
                                           name="stanet_int8", precision="int8", calibration=args.data, **serving),
@@ -89,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     except GateError as exc:  # not served: (d) is reported as failed, not measured
         print(f"stanet bench: {exc}; (d) is not measured", flush=True)
         int8 = {"int8": {"passed": False, "error": str(exc)}}
-    checkpoint = load_checkpoint(args.checkpoint)
     module, _ = serving_module(checkpoint.build_model())
-    clips = dataset_clips(args.data, ("test", "val"), checkpoint.model_config, checkpoint.class_names, limit=32).clips
     flops = flops_per_clip(module, torch.from_numpy(clips[:1]))
     print(f"stanet bench: {args.label}: {flops / 1e9:.3f} GFLOP per clip; {threads} threads", flush=True)
     report = {"label": args.label, "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
@@ -118,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             report[f"{key}_open_loop"] = load_point(endpoint, model, clips, rate=rate, seconds=args.seconds)
             print(f"stanet bench: {key} done", flush=True)
         report["server_peak_rss_mb"] = memory_mb([server.pid, *server.stub_pids()], "VmHWM")
+    report["relay_vs_direct"] = relay()
     report["client_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     report["achieved_gflops"] = {key: best(report[key])["clips_per_s"] * flops / 1e9
                                  for key in ("torch_eager", "onnxruntime", "triton_fp32", "triton_int8")
@@ -126,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.output / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     plot(report, args.output / "latency_vs_throughput.png")
     print(render(report))
+    print(render_relay(report["relay_vs_direct"]))
     return 0
 
 

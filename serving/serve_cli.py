@@ -17,9 +17,11 @@ import signal
 import sys
 from pathlib import Path
 
-from serving.embedded import relayed
+# The relay's gRPC library would log every failed client handshake (a plaintext client on a TLS port, say) on this
+# console; Triton's own went to its log. gRPC reads this once, when it is first imported (below).
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
 from serving.errors import ServingError
-from serving.relay import Relay
 from serving.server import (ADMIN_TOKEN_VARIABLE, DEFAULT_ADDRESS, DEFAULT_EXIT_TIMEOUT_S, DEFAULT_GRPC_PORT,
                             DEFAULT_METRICS_PORT, Outcome, ServerOptions, Supervisor, TlsFiles, TritonServer)
 from serving.triton_env import TRITON_ENV_VARIABLE, find_triton
@@ -97,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CODES[Outcome.BAD_INPUT]
     relay = None
     if not args.direct:
+        from serving.embedded import relayed
+        from serving.relay import Relay
+
         options, relay_options = relayed(options)
         relay = Relay(relay_options)
     supervisor = Supervisor(TritonServer(options, install, log_path=args.log_file), _say,
