@@ -1,8 +1,8 @@
 """`stanet bench`: one checkpoint, four ways, back to back in one run on the same clips: (a) PyTorch eager in
 process, (b) onnxruntime in process, (c) the embedded Triton over gRPC, (d) INT8 through Triton; with the
-model's FLOPs per clip and this machine's fp32 ceiling measured in the same run; then the relay of `stanet serve`
-against direct calls to the same Triton (bench/relay_cost.py; `--relay-only` measures just that). Writes report.json and
-latency_vs_throughput.png to --output and prints the table, the ratios and the targets.
+model's FLOPs per clip and this machine's fp32 ceiling measured in the same run; then the relay of `stanet
+serve` against direct calls to the same Triton (bench/relay_cost.py; `--relay-only` measures just that). Writes
+report.json and latency_vs_throughput.png to --output and prints the table, the ratios and the targets.
 
 With --url it measures models already served by any Triton instead (a GPU server with the TensorRT plan and
 onnxruntime + TensorRT models, say): a batch x concurrency sweep per model, no in-process contenders.
@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                  log=quiet)
     checkpoint = load_checkpoint(args.checkpoint)
     clips = dataset_clips(args.data, ("test", "val"), checkpoint.model_config, checkpoint.class_names, limit=32).clips
-    relay = lambda: relay_vs_direct(repository, clips, seconds=args.seconds, loaded=args.relay_concurrency,  # noqa: E731
-                                    rounds=args.relay_rounds)
+    relay = lambda: relay_vs_direct(  # noqa: E731
+        repository, clips, seconds=args.seconds, loaded=args.relay_concurrency, rounds=args.relay_rounds)
     if args.relay_only:
         result = {"label": args.label, "relay_vs_direct": relay()}
         (args.output / "report.json").write_text(json.dumps(result, indent=1) + "\n")

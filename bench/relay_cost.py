@@ -52,7 +52,7 @@ def relay_vs_direct(repository: Path, clips: np.ndarray, *, seconds: float, load
         relayed = Endpoint(relay_url, metrics, lambda: [process.pid, *tritons, *stubs()])
         points = {"direct": {1: [], loaded: []}, "relay": {1: [], loaded: []}}
         for number in range(rounds):
-            order = (("direct", direct), ("relay", relayed)) if number % 2 == 0 else (("relay", relayed), ("direct", direct))
+            order = [("direct", direct), ("relay", relayed)][::1 if number % 2 == 0 else -1]
             for concurrency in (1, loaded):
                 for name, endpoint in order:
                     points[name][concurrency].append(load_point(endpoint, model, clips, concurrency=concurrency,

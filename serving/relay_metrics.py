@@ -14,10 +14,11 @@ import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
 from stanet.constants import LATENCY_BUCKETS_SECONDS
 
+disable_created_metrics()  # no *_created series beside Triton's
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UPSTREAM_TIMEOUT_S = 5.0
 
@@ -41,12 +42,8 @@ class RelayMetrics:
     def client_gone(self, method: str, deadline: bool) -> None:
         self.gone.labels(method, "deadline" if deadline else "cancelled").inc()
 
-    def upstream_started(self) -> None:
-        self.in_flight.inc()
-
-    def upstream_done(self, method: str, seconds: float, _future) -> None:
+    def upstream_done(self, method: str, seconds: float) -> None:
         self.latency.labels(method).observe(seconds)
-        self.in_flight.dec()
 
     def text(self) -> bytes:
         return generate_latest(self.registry)

@@ -67,7 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     tls.add_argument("--tls-probe-key", type=Path, help="mutual TLS: its private key")
     args = parser.parse_args(argv)
     if args.python_shm_bytes is not None and args.python_shm_bytes < 1 << 20:
-        parser.error(f"--python-shm-bytes {args.python_shm_bytes}: the python backend needs at least 1048576 (1 MiB)")
+        parser.error(f"--python-shm-bytes {args.python_shm_bytes}: the python backend needs at least 1048576 "
+                     f"(1 MiB)")
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if args.tls_cert is None and any((args.tls_client_ca, args.tls_ca, args.tls_probe_cert, args.tls_probe_key)):

@@ -67,7 +67,8 @@ def test_every_service_method_is_relayed():
 def test_metadata_config_and_health_answer_as_triton_does(server):
     direct, relayed = _both(server)
     with direct, relayed:
-        for call in (lambda c: c.is_server_live(), lambda c: c.is_server_ready(), lambda c: c.is_model_ready(MODEL_NAME),
+        for call in (lambda c: c.is_server_live(), lambda c: c.is_server_ready(),
+                     lambda c: c.is_model_ready(MODEL_NAME),
                      lambda c: c.is_model_ready("nope"), lambda c: c.get_server_metadata(as_json=True),
                      lambda c: c.get_model_metadata(MODEL_NAME, as_json=True),
                      lambda c: c.get_model_config(MODEL_NAME, as_json=True),
