@@ -231,11 +231,15 @@ class TritonServer:
         token = self.options.admin_token or secrets.token_urlsafe(32)
         self.shm_prefix = region_prefix()
         self.shm_bytes = self.options.python_shm_bytes or default_shm_bytes(self.options.repository)
-        command = triton_command(self.install, self.options, backend_dir, token, self.shm_prefix, self.shm_bytes)
+        command = self.command(backend_dir, token)
         # A new session: a Ctrl-C in the terminal reaches `stanet serve`, which forwards SIGTERM once.
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log_file,
                                         stderr=subprocess.STDOUT, env=self.install.environment(),
                                         cwd=self._workdir, start_new_session=True)
+
+    def command(self, backend_dir: Path, token: str) -> list[str]:
+        """tritonserver's command line (bench/upstream_protocol.py adds an HTTP frontend to it)."""
+        return triton_command(self.install, self.options, backend_dir, token, self.shm_prefix, self.shm_bytes)
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         if self._log_path is None or not self._log_path.exists():
