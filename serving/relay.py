@@ -41,6 +41,9 @@ KEEPALIVE = (("grpc.keepalive_time_ms", 7_200_000), ("grpc.keepalive_timeout_ms"
              ("grpc.keepalive_permit_without_calls", 0), ("grpc.http2.max_pings_without_data", 2),
              ("grpc.http2.min_ping_interval_without_data_ms", 300_000), ("grpc.http2.max_ping_strikes", 2))
 MESSAGE_LIMITS = (("grpc.max_receive_message_length", INT32_MAX), ("grpc.max_send_message_length", INT32_MAX))
+# Reconnect to a restarted Triton within a second, not after gRPC's default backoff (up to 120 s).
+UPSTREAM_RECONNECT = (("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+                      ("grpc.max_reconnect_backoff_ms", 1000))
 DEFAULT_UPSTREAM_TIMEOUT_S = 120.0
 DEFAULT_WORKERS = 64
 # Metadata the relay does not forward: gRPC's own (the deadline, encodings), pseudo-headers, the user agent.
@@ -123,7 +126,7 @@ class Relay:
             raise ServingError("; ".join(options.tls.problems()))
         check_port_free(options.address, options.port, "gRPC")
         check_port_free(options.address, options.metrics_port, "metrics")
-        self._channel = grpc.insecure_channel(options.upstream, options=MESSAGE_LIMITS)
+        self._channel = grpc.insecure_channel(options.upstream, options=(*MESSAGE_LIMITS, *UPSTREAM_RECONNECT))
         handlers = {name: (self._stream_handler(f"/{SERVICE}/{name}") if streams else
                            self._unary_handler(f"/{SERVICE}/{name}"))
                     for name, streams in service_methods().items()}
