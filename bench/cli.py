@@ -1,8 +1,11 @@
 """`stanet bench`: one checkpoint, four ways, back to back in one run on the same clips: (a) PyTorch eager in
 process, (b) onnxruntime in process, (c) the embedded Triton over gRPC, (d) INT8 through Triton; with the
-model's FLOPs per clip and this machine's fp32 ceiling measured in the same run; then the relay of `stanet
-serve` against direct calls to the same Triton (bench/relay_cost.py; `--relay-only` measures just that). Writes
-report.json and latency_vs_throughput.png to --output and prints the table, the ratios and the targets.
+model's FLOPs per clip and this machine's fp32 ceiling measured in the same run. OpenVINO beside them (unless
+--no-openvino): (a') PyTorch eager under bf16 autocast, (b') OpenVINO in process at fp32 / bf16 / int8, and the
+same three served by the embedded Triton's python backend, with OpenVINO's fp32 and bf16 ceilings. Then the relay
+of `stanet serve` against direct calls to the same Triton (bench/relay_cost.py; `--relay-only` measures just
+that). Writes report.json and latency_vs_throughput.png to --output and prints the table, the ratios and the
+targets.
 
 With --url it measures models already served by any Triton instead (a GPU server with the TensorRT plan and
 onnxruntime + TensorRT models, say): a batch x concurrency sweep per model, no in-process contenders.
@@ -42,6 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="only the relay-vs-direct comparison (concurrency 1 and --relay-concurrency)")
     parser.add_argument("--relay-concurrency", type=int, default=4, help="the loaded relay point (default: 4)")
     parser.add_argument("--relay-rounds", type=int, default=2, help="alternating relay/direct rounds (default: 2)")
+    parser.add_argument("--no-openvino", action="store_true",
+                        help="leave out the bf16 / OpenVINO variants (a'), (b') and their served models")
     parser.add_argument("--url", help="measure a running Triton at HOST:PORT (gRPC) instead of starting one")
     parser.add_argument("--metrics-url", help=f"with --url: its metrics page (default: http://HOST:{DEFAULT_METRICS_PORT}/metrics)")
     parser.add_argument("--models", default=MODEL_NAME, help=f"with --url: served model names (default: {MODEL_NAME})")
@@ -63,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from bench.flops import flops_per_clip
+    from bench.openvino_variants import export_openvino, measure_openvino_in_process
     from bench.relay_cost import relay_vs_direct, render as render_relay
-    from bench.report import best, plot, render, targets
+    from bench.report import VARIANTS, best, plot, render, targets
+    from bench.served import model_rss_mb
     from bench.runners import fp32_ceiling_gflops, onnxruntime_session, timed_loop, torch_eager
     from bench.served import Endpoint, load_point
     from export.clips import dataset_clips
@@ -104,10 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     except GateError as exc:  # not served: (d) is reported as failed, not measured
         print(f"stanet bench: {exc}; (d) is not measured", flush=True)
         int8 = {"int8": {"passed": False, "error": str(exc)}}
+    openvino_models = {} if args.no_openvino else export_openvino(args, repository, serving, quiet)
     module, _ = serving_module(checkpoint.build_model())
     flops = flops_per_clip(module, torch.from_numpy(clips[:1]))
     print(f"stanet bench: {args.label}: {flops / 1e9:.3f} GFLOP per clip; {threads} threads", flush=True)
-    report = {"label": args.label, "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+    report = {"openvino_models": openvino_models, "label": args.label, "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
               "threads": threads, "gflop_per_clip": flops / 1e9, "int8_gate": int8.get("int8") or {},
               "serving": {"instances": args.instances or "default", "intra_op_threads": args.intra_op_threads or
                           "every core"}}
@@ -118,12 +126,18 @@ def main(argv: list[str] | None = None) -> int:
     session = onnxruntime_session(repository / MODEL_NAME / "1" / ONNX_FILE, threads, INPUT_CLIP)
     report["onnxruntime"] = [{**timed_loop(session, clips, b, args.seconds).to_dict(), "batch": b} for b in batches]
     del session, eager
+    if not args.no_openvino:
+        measure_openvino_in_process(report, module, repository, openvino_models, clips, batches, threads,
+                                    args.seconds)
     options = ServerOptions(repository=repository, grpc_port=BENCH_GRPC_PORT, metrics_port=BENCH_METRICS_PORT,
                             exit_timeout_s=10)
     with TritonServer(options) as server:
         endpoint = Endpoint.of(server)
         served = [("triton_fp32", MODEL_NAME)] + ([("triton_int8", "stanet_int8")] if int8["int8"]["passed"] else [])
-        report["triton_int8"] = []
+        served += [(f"triton_ov_{precision}", name) for precision, name in openvino_models.items() if name]
+        for key, _ in VARIANTS:
+            report.setdefault(key, [])
+        report["server_rss_mb"] = {model: model_rss_mb(server, model) for _, model in served}
         for key, model in served:
             report[key] = [load_point(endpoint, model, clips, concurrency=c, batch=1, seconds=args.seconds)
                            for c in sweep]
@@ -134,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     report["relay_vs_direct"] = relay()
     report["client_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     report["achieved_gflops"] = {key: best(report[key])["clips_per_s"] * flops / 1e9
-                                 for key in ("torch_eager", "onnxruntime", "triton_fp32", "triton_int8")
-                                 if report[key]}
+                                 for key, _ in VARIANTS if report.get(key)}
     report["targets"] = targets(report)
     (args.output / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     plot(report, args.output / "latency_vs_throughput.png")

@@ -12,7 +12,7 @@ import numpy as np
 
 from bench.stats import summarize
 from serving.loadgen import ClientMetrics, closed_loop, open_loop
-from serving.procfs import cpu_seconds
+from serving.procfs import cpu_seconds, memory_mb
 from serving.server import TritonServer
 
 SPLIT = {"queue_ms": "nv_inference_queue_duration_us", "compute_input_ms": "nv_inference_compute_input_duration_us",
@@ -43,6 +43,20 @@ def _counters(url: str, model: str) -> dict[str, float]:
         if name in wanted and f'model="{model}"' in line:
             values[name] += float(line.rsplit(" ", 1)[1])
     return values
+
+
+def model_rss_mb(server: TritonServer, model: str) -> float | None:
+    """Resident memory of one served model: its python-backend stubs (one per instance), found by the model's
+    folder in their command line; None when no stub names it."""
+    pids = []
+    for pid in server.stub_pids():
+        try:
+            command = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if f"/{model}/" in command:
+            pids.append(pid)
+    return memory_mb(pids) if pids else None
 
 
 def load_point(endpoint: Endpoint, model: str, clips: np.ndarray, *, seconds: float, concurrency: int = 0,

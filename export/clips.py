@@ -11,9 +11,10 @@ import numpy as np
 
 from export.errors import ExportError
 from stanet.config import ModelConfig
+from stanet.constants import BACKGROUND_CLASS
 from stanet.dataset_format import DatasetFormatError, load_dataset
-from stanet.sampling import sample_clip
-from stanet.video import VideoDecodeError, read_video
+from stanet.sampling import resize_frames, sample_frame_indices
+from stanet.video import VideoDecodeError, sample_video
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,16 @@ def dataset_clips(root: str | Path, splits: tuple[str, ...], config: ModelConfig
         dataset = load_dataset(root)
     except DatasetFormatError as exc:
         raise ExportError(f"cannot read the dataset: {exc}") from None
+    if class_names is not None and tuple(class_names[-1:]) == (BACKGROUND_CLASS,) \
+            and BACKGROUND_CLASS not in dataset.class_names:
+        class_names = tuple(class_names[:-1])  # a model with a background class (train.background)
     if class_names is not None and tuple(dataset.class_names) != tuple(class_names):
         raise ExportError(f"{root} has classes {list(dataset.class_names)}, the checkpoint was trained on "
                           f"{list(class_names)} (same names in the same order expected)")
-    split, records = next(((s, dataset.split(s)) for s in splits if dataset.split(s)), (None, []))
+    def trimmed(name: str) -> list:
+        return [record for record in dataset.split(name) if not record.untrimmed]
+
+    split, records = next(((s, trimmed(s)) for s in splits if trimmed(s)), (None, []))
     if not records:
         raise ExportError(f"{root} has no clips in the {' or '.join(splits)} split")
     if len(records) > limit:
@@ -62,12 +69,13 @@ def dataset_clips(root: str | Path, splits: tuple[str, ...], config: ModelConfig
     clips, labels, skipped = [], [], 0
     for record in records:
         try:
-            frames = read_video(record.video).frames
+            # Streamed: only the sampled frames are decoded and kept (what sample_clip takes).
+            frames = sample_video(record.video, lambda n: sample_frame_indices(n, clip_length)).frames
         except VideoDecodeError as exc:
             log.warning("skipping %s (line %d): %s", record.video, record.line, exc.reason)
             skipped += 1
             continue
-        clips.append(sample_clip(frames, clip_length, height, width)[0])
+        clips.append(resize_frames(frames, height, width))
         labels.append(record.label_index)
     if not clips:
         raise ExportError(f"none of the {len(records)} videos of {root} ({split} split) could be decoded")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -18,16 +18,20 @@ import torch
 from export.clips import ClipSet, dataset_clips, random_clips
 from export.errors import ExportError, GateError
 from export.onnx_graph import ExportedGraph, ServingModule, export_onnx, serving_module
+from export.openvino_backend import config_problems
+from export.openvino_stage import choose_precision, openvino_stage
 from export.parity import check_parity, onnx_session, run_onnx
 from export.quantize import CALIBRATION_CLIPS, GATE_CLIPS, check_int8, quantize_int8
 from export.repository import ModelFiles, plan_write, write_model
 from export.signature import ServingSignature
+from export.stage_result import StageResult
 from export.tensorrt import build_engine, check_engine, require_tensorrt, static_check
 from export.triton_config import (DEFAULT_INSTANCE_KIND, SUPPORTED_PRECISIONS, ServingOptions, check_options,
                                   render_config, render_labels)
 from serving import python_backend
 from stanet.checkpoint import Checkpoint, load_checkpoint
-from stanet.constants import BACKEND_FILE, MODEL_NAME, ONNX_FILE, PLAN_FILE, PYTHON_MODEL_FILE
+from stanet.constants import (BACKEND_FILE, MODEL_NAME, ONNX_FILE, OPENVINO_BACKEND_FILE, PLAN_FILE,
+                              PYTHON_MODEL_FILE)
 from stanet.integrity import MANIFEST_FILE, manifest_text
 
 PARITY_DATA_CLIPS = 32  # real clips from --data compared at each batch size (evenly spread over the split)
@@ -52,14 +56,18 @@ class ExportRequest:
     calibration: Path | None = None
     data: Path | None = None
     timing_cache: Path = DEFAULT_TIMING_CACHE
+    runtime: str = "onnxruntime"  # python target: onnxruntime or openvino inside the python backend
 
 
 def serving_options(request: ExportRequest) -> ServingOptions:
+    """The options the export serves with. An OpenVINO model without --precision starts as fp32 here;
+    export_model then picks bf16 where this CPU has it and its gate passes (export/openvino_stage.py)."""
     kind = request.instance_kind or DEFAULT_INSTANCE_KIND.get(request.target, "cpu")
     precision = request.precision or (SUPPORTED_PRECISIONS.get((request.target, kind)) or ("fp32",))[0]
     options = ServingOptions(name=request.name, target=request.target, instance_kind=kind,
                              max_batch_size=request.max_batch_size, precision=precision,
-                             instances=request.instances, intra_op_threads=request.intra_op_threads)
+                             instances=request.instances, intra_op_threads=request.intra_op_threads,
+                             runtime=request.runtime)
     check_options(options)
     if precision == "int8" and request.calibration is None:
         raise ExportError("--precision int8 needs --calibration DATA_DIR: a dataset in the stanet format whose "
@@ -83,12 +91,17 @@ def _subset(clips: ClipSet, limit: int) -> ClipSet:
     return ClipSet(clips.clips[picks], clips.labels[picks], clips.source, clips.skipped)
 
 
-def _version_files(options: ServingOptions, served_onnx: bytes, plan: bytes | None) -> dict[str, bytes]:
+def _version_files(options: ServingOptions, served_onnx: bytes, plan: bytes | None,
+                   ir: dict[str, bytes] | None) -> dict[str, bytes]:
     if options.target == "tensorrt":
         return {PLAN_FILE: plan}
+    if options.target == "openvino":
+        return dict(ir)
     files = {ONNX_FILE: served_onnx}
     if options.target == "python":
-        files.update({name: (PYTHON_BACKEND_DIR / name).read_bytes() for name in PYTHON_BACKEND_FILES})
+        backend_files = PYTHON_BACKEND_FILES + ((OPENVINO_BACKEND_FILE,) if options.runtime == "openvino" else ())
+        files.update({name: (PYTHON_BACKEND_DIR / name).read_bytes() for name in backend_files})
+        files.update(ir or {})  # the IR beside the ONNX graph it was converted from
     return files
 
 
@@ -97,18 +110,6 @@ def _signature_dict(signature: ServingSignature) -> dict[str, Any]:
         return {"name": s.name, "dtype": s.dtype, "dims": ["batch", *s.dims]}
 
     return {"inputs": [spec(s) for s in signature.inputs], "outputs": [spec(s) for s in signature.outputs]}
-
-
-@dataclass(frozen=True)
-class StageResult:
-    """One gated stage: what it produced (the verified FP32 ONNX, the int8 ONNX or the TensorRT plan), the
-    seconds its steps took (`times_seconds` of the report), its sections of export_report.json, and why its
-    gate failed (None: it passed)."""
-
-    artifact: bytes
-    times: dict[str, float]
-    sections: dict[str, Any]
-    failure: str | None = None
 
 
 def _passed(stages: tuple[StageResult, ...]) -> tuple[StageResult, ...]:
@@ -190,6 +191,19 @@ def _tensorrt_stage(request: ExportRequest, options: ServingOptions, fp32_onnx: 
     return StageResult(plan, times, {"tensorrt": {**gate, "plan_size_bytes": len(plan)}}, failure)
 
 
+def _check_backend_config(options: ServingOptions, config_text: str) -> None:
+    """--target openvino: the config must use only the openvino backend's documented parameters (it cannot be
+    loaded here to find out)."""
+    if options.target == "openvino" and (problems := config_problems(config_text)):
+        raise ExportError("the openvino-backend config.pbtxt is not valid: " + "; ".join(problems))
+
+
+def _openvino_version() -> str:
+    import openvino
+
+    return openvino.__version__
+
+
 def export_model(request: ExportRequest, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the whole export; returns the report that was written to export_report.json."""
     start = time.perf_counter()
@@ -200,7 +214,13 @@ def export_model(request: ExportRequest, *, log: Callable[[str], None] = print) 
     model = checkpoint.build_model().eval()
     config = checkpoint.model_config
     module, signature = serving_module(model)
-    config_text, labels = render_config(signature, options), render_labels(checkpoint.class_names)
+    precision_choice = choose_precision(options, request.precision, request.data) if options.uses_openvino else None
+    if precision_choice is not None:
+        options = replace(options, precision=precision_choice.precision)
+        log(f"precision: {precision_choice.precision} ({precision_choice.reason})")
+    config_text = render_config(signature, options, checkpoint.clip_span)
+    labels = render_labels(checkpoint.class_names)
+    _check_backend_config(options, config_text)
     plan_write(request.repository, options.name, request.version, config_text, labels)
 
     graph = export_onnx(module)
@@ -224,7 +244,7 @@ def export_model(request: ExportRequest, *, log: Callable[[str], None] = print) 
     data_clips, read_times = None, {}
     if request.data is not None:
         tick = time.perf_counter()
-        limit = GATE_CLIPS if options.precision == "int8" else PARITY_DATA_CLIPS
+        limit = GATE_CLIPS if options.precision in ("int8", "bf16") else PARITY_DATA_CLIPS  # drift gates: up to 256
         data_clips = dataset_clips(request.data, ("test",), config, checkpoint.class_names, limit=limit)
         clip_sets.append(_subset(data_clips, PARITY_DATA_CLIPS))
         read_times = {"read_clips": time.perf_counter() - tick}
@@ -239,19 +259,39 @@ def export_model(request: ExportRequest, *, log: Callable[[str], None] = print) 
         engine = _tensorrt_stage(request, options, fp32.artifact, signature, fp32_session, clip_sets)
         stages = _passed((*stages, engine))
         plan = engine.artifact
+    ir = None
+    if options.uses_openvino:
+        gate_clips = data_clips
+        if gate_clips is None and options.precision == "int8":  # the int8 stage's gate set: the calibration set's
+            gate_clips = dataset_clips(request.calibration, ("test",), config, checkpoint.class_names,
+                                       limit=GATE_CLIPS)
+        stage = openvino_stage(options.precision, served_onnx, module, fp32_session, clip_sets, gate_clips,
+                               _batch_sizes(request.max_batch_size), log)
+        if stage.failure is not None and precision_choice is not None and precision_choice.automatic:
+            log(f"precision: fp32 (bf16 was chosen for this CPU but its gate failed: {stage.failure})")
+            options = replace(options, precision="fp32")
+            config_text = render_config(signature, options, checkpoint.clip_span)
+            _check_backend_config(options, config_text)
+            stage = openvino_stage("fp32", served_onnx, module, fp32_session, clip_sets, gate_clips,
+                                   _batch_sizes(request.max_batch_size), log)
+        stages = _passed((*stages, stage))
+        ir = stage.artifact
 
-    version_files = _version_files(options, served_onnx, plan)
+    version_files = _version_files(options, served_onnx, plan, ir)
     version_files[MANIFEST_FILE] = manifest_text(version_files).encode()  # checked by `stanet serve`
     times = _summed_times({"onnx_export": graph.export_seconds}, read_times, *(stage.times for stage in stages))
     times["total"] = time.perf_counter() - start
     gated = _sections(stages)
     report = {
         "model": {"name": options.name, "version": request.version, "target": options.target,
-                  "precision": options.precision, "instance_kind": options.instance_kind,
+                  "runtime": "openvino" if options.uses_openvino else options.runtime,
+                  "precision": options.precision,
+                  "precision_choice": None if precision_choice is None else precision_choice.reason, "instance_kind": options.instance_kind,
                   "max_batch_size": options.max_batch_size,
                   "files": {f"{request.version}/{name}": len(data) for name, data in version_files.items()}},
         "checkpoint": {"path": str(Path(request.checkpoint).resolve()), "model_config": config.to_dict(),
-                       "class_names": list(checkpoint.class_names)},
+                       "class_names": list(checkpoint.class_names),
+                       "clip_span": checkpoint.clip_span.to_dict() if checkpoint.clip_span else None},
         "signature": _signature_dict(signature),
         "onnx": {**graph.report, "fp32_size_bytes": len(fp32.artifact),
                  **({"int8_size_bytes": len(served_onnx)} if options.precision == "int8" else {})},
@@ -260,9 +300,11 @@ def export_model(request: ExportRequest, *, log: Callable[[str], None] = print) 
         "int8": gated.get("int8"),
         "tensorrt_static_check": trt_static.to_dict(),
         "tensorrt": gated.get("tensorrt"),
+        "openvino": gated.get("openvino"),
         "notes": notes,
         "times_seconds": {k: round(v, 3) for k, v in times.items()},
-        "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__},
+        "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__,
+                     **({"openvino": _openvino_version()} if options.uses_openvino else {})},
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     files = ModelFiles(config=config_text, labels=labels, report=json.dumps(report, indent=2) + "\n",

@@ -98,12 +98,13 @@ class Int8Report:
                 f"(worst clip {self.spatial_correlation_min_clip:.4f}) over {self.num_clips} clips of {self.source}")
 
 
-def check_int8(fp32_onnx: bytes | ort.InferenceSession, int8_onnx: bytes, clips: ClipSet, *,
-               batch_size: int = CALIBRATION_BATCH) -> Int8Report:
-    """Run both graphs on `clips` and measure the drift the int8 gate bounds."""
+def check_int8(fp32_onnx: bytes | ort.InferenceSession, int8_onnx: bytes | None, clips: ClipSet, *,
+               batch_size: int = CALIBRATION_BATCH, candidate=None) -> Int8Report:
+    """Run both graphs on `clips` and measure the drift the int8 gate bounds. `candidate`: a session to gate
+    instead of `int8_onnx` (OpenVINO at bf16 or int8, export/openvino_ir.py), held to the same bounds."""
     fp32_session = fp32_onnx if isinstance(fp32_onnx, ort.InferenceSession) else onnx_session(fp32_onnx)
     reference = run_onnx(fp32_session, clips.clips, batch_size)
-    got = run_onnx(onnx_session(int8_onnx), clips.clips, batch_size)
+    got = run_onnx(candidate or onnx_session(int8_onnx), clips.clips, batch_size)
     top1_ref, top1_got = reference[OUTPUT_PROBABILITIES].argmax(-1), got[OUTPUT_PROBABILITIES].argmax(-1)
     labelled = clips.labels >= 0
     accuracy_fp32 = accuracy_int8 = drop = None

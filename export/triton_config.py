@@ -10,12 +10,19 @@ from dataclasses import dataclass
 
 from export.errors import ExportError
 from export.signature import ServingSignature, TensorSpec, profile_shapes
-from serving.python_backend.stanet_backend import (DEFAULT_TIME_BUDGET_MS, INTER_OP_PARAMETER, INTRA_OP_PARAMETER,
-                                                   ONNX_FILE_PARAMETER, TIME_BUDGET_PARAMETER)
-from stanet.constants import LABELS_FILE, LATENCY_BUCKETS_SECONDS, ONNX_FILE, OUTPUT_PROBABILITIES
+from export.openvino_backend import backend_parameters
+from serving.python_backend.stanet_backend import (DEFAULT_OPENVINO_HINT, DEFAULT_OPENVINO_STREAMS,
+                                                   DEFAULT_TIME_BUDGET_MS, INTER_OP_PARAMETER, INTRA_OP_PARAMETER,
+                                                   ONNX_FILE_PARAMETER, OPENVINO_FILE_PARAMETER,
+                                                   OPENVINO_HINT_PARAMETER, OPENVINO_PRECISION_PARAMETER,
+                                                   OPENVINO_STREAMS_PARAMETER, RUNTIME_PARAMETER, RUNTIMES,
+                                                   TIME_BUDGET_PARAMETER)
+from stanet.constants import (CLIP_SPAN_FRAMES_PARAMETER, CLIP_SPAN_SECONDS_PARAMETER, LABELS_FILE,
+                              LATENCY_BUCKETS_SECONDS, ONNX_FILE, OPENVINO_XML_FILE, OUTPUT_PROBABILITIES)
+from stanet.timeline.windows import ClipSpan
 
-TARGETS = ("onnxruntime", "tensorrt", "python")
-PRECISIONS = ("fp32", "fp16", "int8")
+TARGETS = ("onnxruntime", "tensorrt", "python", "openvino")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 INSTANCE_KINDS = ("cpu", "gpu")
 TRITON_TYPES = {"uint8": "TYPE_UINT8", "float32": "TYPE_FP32"}
 # What each (target, instance kind) can serve with a verification gate behind it; the first is the default.
@@ -26,8 +33,12 @@ SUPPORTED_PRECISIONS = {
     ("python", "gpu"): (),
     ("tensorrt", "gpu"): ("fp16", "fp32"),
     ("tensorrt", "cpu"): (),
+    ("openvino", "cpu"): ("fp32", "bf16", "int8"),  # Triton's openvino backend (NGC images)
+    ("openvino", "gpu"): (),
 }
-DEFAULT_INSTANCE_KIND = {"onnxruntime": "cpu", "python": "cpu", "tensorrt": "gpu"}
+# The python backend's runtimes: what each can serve with a gate behind it.
+RUNTIME_PRECISIONS = {"onnxruntime": ("fp32", "int8"), "openvino": ("fp32", "bf16", "int8")}
+DEFAULT_INSTANCE_KIND = {"onnxruntime": "cpu", "python": "cpu", "tensorrt": "gpu", "openvino": "cpu"}
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 # Shed load instead of queueing without bound: a full queue rejects at once, and a request waiting longer
@@ -64,7 +75,12 @@ class ServingOptions:
     max_batch_size: int
     precision: str  # one of PRECISIONS
     instances: int = 0  # model instances; 0 = CPU_INSTANCES on CPU, one per GPU
-    intra_op_threads: int = 0  # python target: onnxruntime threads per instance; 0 = every core, counted at load
+    intra_op_threads: int = 0  # python/openvino target: threads per instance; 0 = every core, counted at load
+    runtime: str = "onnxruntime"  # python target: the runtime inside the python backend (one of RUNTIMES)
+
+    @property
+    def uses_openvino(self) -> bool:
+        return self.target == "openvino" or (self.target == "python" and self.runtime == "openvino")
 
     @property
     def instance_count(self) -> int:
@@ -88,9 +104,14 @@ def check_options(options: ServingOptions) -> None:
         problems.append(f"--instances must be >= 1 (or 0 for the default), got {options.instances}")
     if options.intra_op_threads < 0:
         problems.append(f"--intra-op-threads must be >= 1 (or 0 for every core), got {options.intra_op_threads}")
-    if options.intra_op_threads and options.target != "python":
-        problems.append("--intra-op-threads applies to --target python only (Triton's own backends take their "
-                        "threads from the server)")
+    if options.intra_op_threads and options.target not in ("python", "openvino"):
+        problems.append("--intra-op-threads applies to --target python and openvino only (Triton's other backends "
+                        "take their threads from the server)")
+    if options.runtime not in RUNTIMES:
+        problems.append(f"--runtime must be one of {RUNTIMES}, got {options.runtime!r}")
+    elif options.runtime != "onnxruntime" and options.target != "python":
+        problems.append(f"--runtime {options.runtime} applies to --target python only (--target openvino is "
+                        f"Triton's own OpenVINO backend)")
     if problems:
         raise ExportError("; ".join(problems))
     supported = SUPPORTED_PRECISIONS[(options.target, options.instance_kind)]
@@ -99,7 +120,12 @@ def check_options(options: ServingOptions) -> None:
                 "the python backend runs onnxruntime on CPU; for a GPU use --target onnxruntime --instance-kind gpu")
         raise ExportError(f"--target {options.target} with --instance-kind {options.instance_kind} is not "
                           f"supported: {hint}")
+    if options.target == "python" and options.runtime in RUNTIME_PRECISIONS:
+        supported = RUNTIME_PRECISIONS[options.runtime]
     if options.precision not in supported:
+        if options.precision == "bf16":
+            raise ExportError(f"--precision bf16 needs OpenVINO: --target python --runtime openvino, or --target "
+                              f"openvino (onnxruntime's CPU kernels are fp32/int8)")
         raise ExportError(f"--precision {options.precision} is not supported for --target {options.target} "
                           f"--instance-kind {options.instance_kind}; choose one of {supported} (int8 is "
                           f"verified for CPU serving only, fp16 for GPU only)")
@@ -141,13 +167,15 @@ def _gpu_accelerator(signature: ServingSignature, options: ServingOptions) -> st
             f'        name: "tensorrt"\n{body}\n      }}\n    ]\n  }}\n}}')
 
 
-def render_config(signature: ServingSignature, options: ServingOptions) -> str:
-    """The text of config.pbtxt. It depends only on the signature and the serving options (not on the
-    checkpoint's weights), so a new version of the same model gets the same text."""
+def render_config(signature: ServingSignature, options: ServingOptions, clip_span: ClipSpan | None = None) -> str:
+    """The text of config.pbtxt. It depends only on the signature, the serving options and the training clips'
+    span (not on the checkpoint's weights), so a new version of the same model gets the same text."""
     if options.target == "onnxruntime":
         platform = 'platform: "onnxruntime_onnx"'
     elif options.target == "tensorrt":
         platform = 'platform: "tensorrt_plan"'
+    elif options.target == "openvino":
+        platform = 'backend: "openvino"'
     else:
         platform = 'backend: "python"'
     outputs = [_tensor(spec, *((f'label_filename: "{LABELS_FILE}"',) if spec.name == OUTPUT_PROBABILITIES else ()))
@@ -182,11 +210,23 @@ def render_config(signature: ServingSignature, options: ServingOptions) -> str:
         sections.append("model_metrics {\n  metric_control [\n    {\n"
                         f'      metric_identifier {{ family: "{LATENCY_HISTOGRAM_FAMILY}" }}\n'
                         f"      histogram_options {{ buckets: [ {buckets} ] }}\n    }}\n  ]\n}}")
+    parameters: tuple[tuple[str, str], ...] = ()
     if options.target == "python":
         parameters = ((ONNX_FILE_PARAMETER, ONNX_FILE),
                       (INTRA_OP_PARAMETER, str(options.intra_op_threads or DEFAULT_INTRA_OP_THREADS)),
                       (INTER_OP_PARAMETER, DEFAULT_INTER_OP_THREADS),
                       (TIME_BUDGET_PARAMETER, DEFAULT_TIME_BUDGET_MS))
+        if options.runtime == "openvino":  # absent: onnxruntime, as every model exported before it
+            parameters += ((RUNTIME_PARAMETER, "openvino"), (OPENVINO_FILE_PARAMETER, OPENVINO_XML_FILE),
+                           (OPENVINO_STREAMS_PARAMETER, DEFAULT_OPENVINO_STREAMS),
+                           (OPENVINO_HINT_PARAMETER, DEFAULT_OPENVINO_HINT),
+                           (OPENVINO_PRECISION_PARAMETER, "bf16" if options.precision == "bf16" else "fp32"))
+    elif options.target == "openvino":
+        parameters = backend_parameters(options.precision, options.intra_op_threads)
+    if clip_span is not None:  # metadata for timeline clients (serving/client.py); the backends ignore it
+        parameters += ((CLIP_SPAN_FRAMES_PARAMETER, str(clip_span.frames)),
+                       (CLIP_SPAN_SECONDS_PARAMETER, f"{clip_span.seconds:.6g}"))
+    if parameters:
         sections.append("parameters [\n" + ",\n".join(f"  {_model_parameter(k, v)}" for k, v in parameters) + "\n]")
     return "\n\n".join(sections) + "\n"
 

@@ -1,7 +1,8 @@
 """The gRPC client: videos in, labels plus attention maps out (numpy, PyAV and tritonclient; no torch).
 
 A video is decoded with PyAV and sampled to the served clip length exactly as evaluation samples it
-(`stanet.sampling.sample_clip`, the one shared definition), sent as UINT8 [B, T, H, W, 3], and answered in one
+(`stanet.sampling.sample_frame_indices` and `resize_frames`, what `sample_clip` does; only the sampled frames
+are decoded and kept, `stanet.video.sample_video`), sent as UINT8 [B, T, H, W, 3], and answered in one
 ModelInfer call: top-k labels through Triton's classification extension on the probabilities output, and
 the raw spatial and temporal attention tensors. Every call has a deadline; UNAVAILABLE (server starting,
 restarting or shedding load) is retried a bounded number of times with exponential backoff.
@@ -23,10 +24,11 @@ from tritonclient.utils import InferenceServerException
 
 from serving.errors import InferenceError, ServerUnavailableError, ServingError, status_code
 from serving.results import ClipPrediction, LabelScore, VideoPrediction, parse_classification
-from stanet.constants import (INPUT_CLIP, MODEL_NAME, OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION,
-                              OUTPUT_TEMPORAL_ATTENTION)
-from stanet.sampling import sample_clip
-from stanet.video import read_video
+from stanet.constants import (CLIP_SPAN_FRAMES_PARAMETER, CLIP_SPAN_SECONDS_PARAMETER, INPUT_CLIP, MODEL_NAME,
+                              OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION, OUTPUT_TEMPORAL_ATTENTION)
+from stanet.sampling import resize_frames, sample_frame_indices
+from stanet.timeline.windows import ClipSpan, TimelineError
+from stanet.video import sample_video
 
 DEFAULT_URL = "127.0.0.1:8001"
 DEFAULT_TIMEOUT_S = 30.0
@@ -54,6 +56,8 @@ class ServedModel:
     max_batch_size: int
     num_classes: int
     attention_hw: tuple[int, int]
+    clip_span: ClipSpan | None = None  # the training clips' span (config.pbtxt parameters), None if not recorded
+    labels: tuple[str, ...] = ()  # labels.txt, in label-index order (read for timelines)
 
 
 def parse_args_with_tls(parser, argv):
@@ -71,6 +75,17 @@ def parse_args_with_tls(parser, argv):
     return args
 
 
+def served_clip_span(config: dict[str, Any]) -> ClipSpan | None:
+    """The training clips' span from a model config (JSON form), None when the export did not record one."""
+    parameters = config.get("parameters", {})
+    try:
+        frames = parameters[CLIP_SPAN_FRAMES_PARAMETER]["string_value"]
+        seconds = parameters[CLIP_SPAN_SECONDS_PARAMETER]["string_value"]
+        return ClipSpan(frames=int(frames), seconds=float(seconds))
+    except (KeyError, TypeError, ValueError, TimelineError):
+        return None
+
+
 def _signature(config: dict[str, Any], url: str) -> ServedModel:
     name = config.get("name", "?")
     inputs = {spec["name"]: spec for spec in config.get("input", [])}
@@ -86,7 +101,8 @@ def _signature(config: dict[str, Any], url: str) -> ServedModel:
     spatial = [int(d) for d in outputs[OUTPUT_SPATIAL_ATTENTION]["dims"]]
     return ServedModel(name=name, clip_length=t, height=h, width=w,
                        max_batch_size=max(int(config.get("max_batch_size", 0)), 1),
-                       num_classes=int(outputs[OUTPUT_PROBABILITIES]["dims"][0]), attention_hw=(spatial[1], spatial[2]))
+                       num_classes=int(outputs[OUTPUT_PROBABILITIES]["dims"][0]), attention_hw=(spatial[1], spatial[2]),
+                       clip_span=served_clip_span(config))
 
 
 class StanetClient:
@@ -105,11 +121,14 @@ class StanetClient:
         self.url, self.model_name, self.version = url, model, version
         self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
         self.headers = headers
+        self._connection = dict(ssl=ssl, root_certificates=root_certificates, private_key=private_key,
+                                certificate_chain=certificate_chain)
         # TLS: root_certificates verifies the server; private_key + certificate_chain are this client's
         # certificate under mutual TLS (PEM file paths).
         self._client = grpcclient.InferenceServerClient(url, ssl=ssl, root_certificates=root_certificates,
                                                         private_key=private_key, certificate_chain=certificate_chain)
         self._model: ServedModel | None = None
+        self._labels: tuple[str, ...] | None = None
 
     def close(self) -> None:
         self._client.close()
@@ -205,13 +224,62 @@ class StanetClient:
                                spatial_attention=spatial[i], temporal_attention=temporal[i])
                 for i in range(len(batch))]
 
+    def clone(self) -> "StanetClient":
+        """Another connection with the same settings (and the served model already known): one per thread."""
+        other = StanetClient(self.url, self.model_name, self.version, timeout_s=self.timeout_s, retries=self.retries,
+                             backoff_s=self.backoff_s, headers=self.headers, **self._connection)
+        other._model, other._labels = self._model, self._labels
+        return other
+
+    def labels(self) -> tuple[str, ...]:
+        """The served model's class names in label-index order (from the classification extension of one
+        all-zero clip), fetched once."""
+        if self._labels is None:
+            model = self.model()
+            zero = np.zeros((1, model.clip_length, model.height, model.width, 3), np.uint8)
+            self._labels = self.infer_probabilities(zero)[3]
+        return self._labels
+
+    def infer_probabilities(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+        """Every class's probability for uint8 clips (B, T, H, W, 3) of at most max_batch_size: (probabilities
+        (B, K) in label-index order, temporal (B, T), spatial (B, T, h, w), the K labels in that order)."""
+        model = self.model()
+        K = model.num_classes
+        clip = grpcclient.InferInput(INPUT_CLIP, list(clips.shape), "UINT8")
+        clip.set_data_from_numpy(np.ascontiguousarray(clips))
+        outputs = [grpcclient.InferRequestedOutput(OUTPUT_PROBABILITIES, class_count=K),
+                   grpcclient.InferRequestedOutput(OUTPUT_SPATIAL_ATTENTION),
+                   grpcclient.InferRequestedOutput(OUTPUT_TEMPORAL_ATTENTION)]
+        response = self._call(f"inference on {len(clips)} window(s)", self._client.infer, self.model_name, [clip],
+                              model_version=self.version, outputs=outputs)
+        entries = response.as_numpy(OUTPUT_PROBABILITIES).reshape(len(clips), K)  # BYTES [B, K], best first
+        probabilities = np.zeros((len(clips), K), dtype=np.float32)
+        labels = [""] * K
+        for i, row in enumerate(entries):
+            for entry in row:
+                parsed = parse_classification(entry)
+                probabilities[i, parsed.index] = parsed.score
+                labels[parsed.index] = parsed.label
+        return (probabilities, response.as_numpy(OUTPUT_TEMPORAL_ATTENTION),
+                response.as_numpy(OUTPUT_SPATIAL_ATTENTION), tuple(labels))
+
+    def infer_timeline(self, path: str | Path, options=None, *, concurrency: int = 4, keep_timeline: bool = False,
+                       on_window=None, on_plan=None):
+        """The timeline of one (long) video: a serving.timeline.VideoTimeline with its typed segments; a decode
+        failure or a bad stride is in its `error` (see serving.timeline.infer_timeline for the arguments)."""
+        from serving.timeline import infer_timeline  # noqa: PLC0415 - serving.timeline imports this module
+
+        return infer_timeline(self, path, options, concurrency=concurrency, keep_timeline=keep_timeline,
+                              on_window=on_window, on_plan=on_plan)
+
     def prepare_video(self, path: str | Path) -> PreparedVideo:
         """Decode and sample a video as the served model expects. Raises stanet.video.VideoDecodeError."""
         model = self.model()
-        video = read_video(path)
-        clip, indices = sample_clip(video.frames, model.clip_length, model.height, model.width)
-        return PreparedVideo(clip=clip, frame_indices=indices, frames=video.frames[indices],
-                             num_frames=len(video.frames))
+        # Streamed: only the T sampled frames are kept, whatever the length of the file.
+        video = sample_video(path, lambda num_frames: sample_frame_indices(num_frames, model.clip_length))
+        clip = resize_frames(video.frames, model.height, model.width)
+        return PreparedVideo(clip=clip, frame_indices=video.indices, frames=video.frames,
+                             num_frames=video.num_frames)
 
     def infer_video(self, path: str | Path, top_k: int = 5, *, keep_frames: bool = False) -> VideoPrediction:
         """The answer for one video file; a decode failure is raised (VideoDecodeError), a server error too

@@ -17,6 +17,7 @@ from serving.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, DEFAULT_URL, Stan
 from serving.errors import ServingError
 from serving.results import VideoPrediction
 from stanet.constants import MODEL_NAME
+from stanet.timeline.segments import SegmentOptions
 from stanet.video import VideoDecodeError
 
 
@@ -29,7 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--top-k", type=int, default=3, help="labels per video (default: 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     parser.add_argument("--overlay", type=Path, metavar="OUT",
-                        help="write OUT/<video>/frame_XX.png, attention.gif and sheet.png per video")
+                        help="write OUT/<video>/frame_XX.png, attention.gif and sheet.png per video (with "
+                             "--timeline: OUT/<video>/timeline.png and annotated.mp4)")
     parser.add_argument("--concurrency", type=int, default=4, help="videos in flight at once (default: 4)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                         help=f"deadline of every gRPC call (default: {DEFAULT_TIMEOUT_S:g})")
@@ -38,7 +40,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                         help="wait up to this long for the server to become ready (default: 0, check once)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    timeline = parser.add_argument_group("timeline of actions in long videos (docs/timeline.md)")
+    timeline.add_argument("--timeline", action="store_true",
+                          help="segments (label, score, start, end) over the whole video instead of one clip")
+    timeline.add_argument("--stride", type=float, metavar="SECONDS",
+                          help="seconds between window starts (default: half a window)")
+    timeline.add_argument("--stride-frames", type=int, metavar="N", help="frames between window starts")
+    timeline.add_argument("--threshold", type=float, default=SegmentOptions.threshold,
+                          help=f"per-frame score a segment needs (default: {SegmentOptions.threshold})")
     args = parse_args_with_tls(parser, argv)
+    if args.stride is not None and args.stride_frames is not None:
+        parser.error("--stride and --stride-frames go alone: give the stride in seconds or in frames")
     if args.concurrency < 1:
         parser.error(f"--concurrency must be >= 1, got {args.concurrency}")
     if args.timeout <= 0:
@@ -93,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         probe = client()
         probe.wait_until_ready(args.wait)
         model = probe.model()
-        if not 1 <= args.top_k <= model.num_classes:
+        if not args.timeline and not 1 <= args.top_k <= model.num_classes:
             raise ServingError(f"--top-k must be between 1 and the model's {model.num_classes} classes, "
                                f"got {args.top_k}")
     except ServingError as exc:
@@ -102,6 +114,14 @@ def main(argv: list[str] | None = None) -> int:
             c.close()
         return 2
     overlay_dirs = _overlay_dirs(args.videos, args.overlay) if args.overlay else [None] * len(args.videos)
+    if args.timeline:
+        from serving.timeline_cli import run_timelines  # noqa: PLC0415
+
+        try:
+            return run_timelines(args, probe, overlay_dirs)
+        finally:
+            for c in clients:
+                c.close()
 
     def answer(index: int) -> VideoPrediction:
         video = args.videos[index]

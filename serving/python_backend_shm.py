@@ -57,7 +57,8 @@ def batch_bytes(repository: str | Path) -> int:
         batch = max(int(config.get("max_batch_size", 0)), 1)
         tensors = [*config.get("input", []), *config.get("output", [])]
         size = sum(math.prod(int(d) for d in tensor.get("dims", [])) * TYPE_BYTES.get(tensor.get("data_type"), 0)
-                   for tensor in tensors)
+                   for tensor in tensors  # a variable dim (-1) or a BYTES tensor cannot be sized: left out
+                   if all(int(d) >= 0 for d in tensor.get("dims", [])))
         largest = max(largest, batch * size)
     return largest
 

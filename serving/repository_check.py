@@ -18,7 +18,10 @@ from stanet.integrity import external_data_problems, verify_version_folder
 EMBEDDED_BACKENDS = ("python",)  # what the wheel's Triton carries
 # platform / backend -> the name users know it by
 OTHER_RUNTIMES = {"onnxruntime_onnx": "onnxruntime", "onnxruntime": "onnxruntime",
-                  "tensorrt_plan": "TensorRT", "tensorrt": "TensorRT"}
+                  "tensorrt_plan": "TensorRT", "tensorrt": "TensorRT", "openvino": "OpenVINO"}
+# The embedded Triton's export command for a model of another backend: the same runtime inside the python backend
+# where one exists.
+EMBEDDED_EQUIVALENT = {"OpenVINO": "--target python --runtime openvino"}
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,8 @@ def check_repository(repository: str | Path) -> list[RepositoryModel]:
             problems.append(
                 f"{model_dir.name}: a model for the {OTHER_RUNTIMES[backend]} backend ({CONFIG_FILE} says {backend!r}), which the "
                 f"embedded CPU Triton cannot run (it has the python backend only). Export for it with "
-                f"`stanet export --checkpoint CKPT --repository {repository} --name {model_dir.name} --target "
-                f"python`, or serve this repository with the NGC Triton container (deploy/, docker-compose.yml)")
+                f"`stanet export --checkpoint CKPT --repository {repository} --name {model_dir.name} "
+                f"{EMBEDDED_EQUIVALENT.get(OTHER_RUNTIMES[backend], '--target python')}`, or serve this repository with the NGC Triton container (deploy/, docker-compose.yml)")
         elif backend not in EMBEDDED_BACKENDS:
             problems.append(f"{model_dir.name}: backend {backend!r} is not available in the embedded Triton "
                             f"(it has {', '.join(EMBEDDED_BACKENDS)})")

@@ -11,9 +11,10 @@ import torch
 
 from stanet.atomic import atomic_path
 from stanet.config import ModelConfig
-from stanet.constants import CHECKPOINT_FORMAT_VERSION
+from stanet.constants import BACKGROUND_CLASS, CHECKPOINT_FORMAT_VERSION, CLIP_SPAN_KEY
 from stanet.model import AttentionRecognizer, build_model
 from stanet.model.state_dict import compare_state_dicts
+from stanet.timeline.windows import ClipSpan
 
 
 class CheckpointError(ValueError):
@@ -26,6 +27,23 @@ class Checkpoint:
     class_names: tuple[str, ...]
     state_dict: dict[str, torch.Tensor]
     extra: dict[str, Any]  # training state: train config, optimizer, scheduler, progress, metrics
+
+    @property
+    def background(self) -> bool:
+        """Whether the last class is BACKGROUND_CLASS, learned from idle time (`train.background=true`)."""
+        return bool(self.extra.get("background", False)) and self.class_names[-1:] == (BACKGROUND_CLASS,)
+
+    @property
+    def action_class_names(self) -> tuple[str, ...]:
+        """The dataset's classes: `class_names` without the background class."""
+        return self.class_names[:-1] if self.background else self.class_names
+
+    @property
+    def clip_span(self) -> ClipSpan | None:
+        """The span of the training clips (training/windows.py, `clip_span`); None in a checkpoint from before
+        it was recorded or trained on a feature cache."""
+        span = self.extra.get(CLIP_SPAN_KEY)
+        return ClipSpan.from_dict(span) if span else None
 
     def build_model(self) -> AttentionRecognizer:
         model = build_model(self.model_config)

@@ -11,6 +11,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("data", "synth"): ("training.synth", "generate the synthetic actions benchmark"),
     ("data", "puppets"): ("training.puppets", "generate the puppets benchmark (a second generator, its own look)"),
     ("data", "import"): ("training.importers.cli", "convert UCF101, HMDB51, THUMOS14, UCF101-24 or class folders"),
+    ("data", "check"): ("training.dataset_check", "validate a dataset directory, videos and frame counts included"),
     ("features", "extract"): ("training.features.extract", "run the frozen trunk once and cache its features"),
     ("train",): ("training.train", "train the attention recognizer"),
     ("evaluate",): ("training.evaluate", "accuracy and attention localization on a split"),

@@ -18,6 +18,9 @@ STD_RGB = (0.229, 0.224, 0.225)
 CLASSES_FILE = "classes.txt"
 ANNOTATIONS_FILE = "annotations.jsonl"
 SPLITS = ("train", "val", "test")
+# The class a model trained with `train.background=true` appends after the dataset's classes: frames outside
+# every action (idle parts of trimmed clips with an interval, gaps between segments of untrimmed videos).
+BACKGROUND_CLASS = "background"
 
 # Checkpoint files written under a run directory.
 BEST_CHECKPOINT = "best.pt"
@@ -36,9 +39,22 @@ ONNX_FILE = "model.onnx"  # --target onnxruntime and python
 PLAN_FILE = "model.plan"  # --target tensorrt
 PYTHON_MODEL_FILE = "model.py"  # --target python: the adapter Triton's python backend loads
 BACKEND_FILE = "stanet_backend.py"  # beside it, imported by it as `stanet_backend`
+OPENVINO_BACKEND_FILE = "openvino_runtime.py"  # --runtime openvino: beside them, imported by stanet_backend
+# OpenVINO's intermediate representation (graph + weights), converted from the verified model.onnx: the
+# python backend's --runtime openvino and Triton's own openvino backend (--target openvino, which looks for
+# model.xml by default) read it.
+OPENVINO_XML_FILE = "model.xml"
+OPENVINO_BIN_FILE = "model.bin"
 
 # Latency histogram buckets (seconds) shared by the server and the client: the buckets of Triton's
 # nv_inference_first_response_histogram_ms in generated configs (in ms there) and of the load generator's
 # stanet_client_request_duration_seconds. They resolve a ~10 ms CPU model and a GPU paper-size model alike.
 LATENCY_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5,
                            1.0, 2.5, 5.0)
+
+# The span of the training clips (what one clip of the model covers of a video), recorded in the checkpoint
+# (extra key CLIP_SPAN_KEY: {"frames": int, "seconds": float}) and in config.pbtxt parameters under these
+# names, so that a timeline cuts a long video into windows of the span the model was trained on.
+CLIP_SPAN_KEY = "clip_span"
+CLIP_SPAN_FRAMES_PARAMETER = "clip_span_frames"
+CLIP_SPAN_SECONDS_PARAMETER = "clip_span_seconds"

@@ -3,74 +3,214 @@ synthetic generator, the serving client and the tests.
 
 Frames are returned in the decoder's output (presentation) order and clips are sampled by frame index, so
 variable-frame-rate files and irregular timestamps need nothing special: every decoded frame is kept, none is
-dropped or duplicated to a constant rate. The timestamps are returned for whoever wants time (NaN where a
-frame has none); `fps` is the container's average rate, metadata only.
+dropped or duplicated to a constant rate. The timestamps are returned for whoever wants time: (pts - the
+stream's start) * time_base of each frame, in seconds (index / fps where a frame has no pts); `fps` is the container's average rate,
+metadata only.
+
+Memory: `read_video` holds every frame of the file, so it is for short clips only. Every path that may meet
+a long video streams instead: `iter_frames` yields one frame at a time, `read_frames` keeps only the frames
+asked for and stops decoding after the last of them, `sample_video` samples a clip that way (frame count
+from the container, corrected by decoding when the header was wrong). Their memory is bounded by the frames
+kept, whatever the length of the file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 import numpy as np
+
+from stanet.video_seek import read_by_seeking, stream_fps, worth_seeking
 
 
 VFR_TICKS_PER_SECOND = 1000  # time base of variable-frame-rate files written by write_video
 
 
 class VideoDecodeError(RuntimeError):
-    """A video file could not be read: missing, empty, corrupt, truncated or not a video."""
+    """A video file could not be read: missing, empty, corrupt, truncated or not a video.
 
-    def __init__(self, path: str | Path, reason: str):
+    `frames_decoded` is how many frames were decoded (and yielded by `iter_frames`) before the error: 0 when
+    the file is unreadable from the start, more when it is damaged in the middle."""
+
+    def __init__(self, path: str | Path, reason: str, *, frames_decoded: int = 0):
         self.path = str(path)
         self.reason = reason
+        self.frames_decoded = frames_decoded
         super().__init__(f"cannot read video {self.path}: {reason}")
+
+
+class StreamedFrame(NamedTuple):
+    """One decoded frame of `iter_frames`: its 0-based index in presentation order, its presentation time in
+    seconds (pts * time_base, relative to the stream's start; index / fps where the frame has no pts) and the
+    frame, (H, W, 3) uint8 RGB."""
+
+    index: int
+    seconds: float
+    frame: np.ndarray
 
 
 @dataclass(frozen=True)
 class Video:
     frames: np.ndarray  # (N, H, W, 3) uint8 RGB
     fps: float
-    timestamps: np.ndarray | None = None  # (N,) float64 seconds of presentation, NaN where unknown
+    timestamps: np.ndarray | None = None  # (N,) float64 seconds of presentation (StreamedFrame.seconds)
 
 
 def read_video(path: str | Path, *, max_frames: int | None = None) -> Video:
-    """Decode every frame (or the first `max_frames`) of a video file to RGB uint8."""
+    """Decode every frame (or the first `max_frames`) of a video file to RGB uint8. Holds the whole video in
+    memory: for short clips; a long video goes through `iter_frames`, `read_frames` or `sample_video`.
+    A file damaged in the middle keeps the frames decoded before the damage."""
+    frames: list[np.ndarray] = []
+    times: list[float] = []
+    fps_seen: list[float] = []
+    try:
+        for index, seconds, frame in iter_frames(path, stop=max_frames, on_open=fps_seen.append):
+            frames.append(frame)
+            times.append(seconds)
+    except VideoDecodeError as exc:
+        if not exc.frames_decoded or exc.reason.startswith(_SIZE_CHANGE):
+            raise
+    return Video(frames=np.stack(frames), fps=fps_seen[0], timestamps=np.asarray(times))
+
+
+_SIZE_CHANGE = "frame size changes inside the video"
+
+
+def iter_frames(path: str | Path, *, start: int = 0, stop: int | None = None,
+                on_open: Callable[[float], object] | None = None) -> Iterator[StreamedFrame]:
+    """Stream the frames [start, stop) of a video, one at a time (memory: one frame, whatever the length).
+
+    Frames before `start` are decoded but not converted to RGB; decoding stops at `stop`. Each item is a
+    StreamedFrame (index, seconds, frame), which unpacks as a tuple. `on_open` is called once with the frame
+    rate (the container's average rate, 25.0 when it has none) before the first frame.
+
+    Raises:
+        VideoDecodeError: the file is missing, empty, not a video or holds no decodable frame (before any
+            frame is yielded), or decoding fails later (a file damaged in the middle): the frames before the
+            damage have been yielded and `frames_decoded` says how many.
+    """
     path = Path(path)
     if not path.is_file():
         raise VideoDecodeError(path, "no such file")
     if path.stat().st_size == 0:
         raise VideoDecodeError(path, "the file is empty")
-    frames: list[np.ndarray] = []
-    times: list[float] = []
+    if start < 0 or (stop is not None and stop < 0):
+        raise ValueError(f"start and stop must be >= 0, got start={start}, stop={stop}")
+    decoded = 0
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise VideoDecodeError(path, "the file has no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            rate = stream.average_rate or stream.guessed_rate
-            fps = float(rate) if rate else 0.0
+            fps = stream_fps(stream)
+            if on_open is not None:
+                on_open(fps)
+            origin = stream.start_time if stream.start_time is not None else 0
+            time_base = stream.time_base
+            shape = None
+            if stop is not None and stop <= start:
+                return
             for frame in container.decode(stream):
-                frames.append(frame.to_ndarray(format="rgb24"))
-                times.append(float(frame.time) if frame.time is not None else float("nan"))
-                if max_frames is not None and len(frames) >= max_frames:
-                    break
+                index = decoded
+                if frame.pts is None or time_base is None:
+                    seconds = index / fps
+                else:
+                    seconds = float((frame.pts - origin) * time_base)
+                if shape is None:
+                    shape = (frame.height, frame.width)
+                elif (frame.height, frame.width) != shape:
+                    raise VideoDecodeError(path, f"{_SIZE_CHANGE}: {[(*shape, 3), (frame.height, frame.width, 3)]}",
+                                           frames_decoded=decoded)
+                decoded += 1
+                if index >= start:
+                    yield StreamedFrame(index, seconds, frame.to_ndarray(format="rgb24"))
+                if stop is not None and decoded >= stop:
+                    return
     except VideoDecodeError:
         raise
     except (av.error.FFmpegError, ValueError, OSError, UnicodeDecodeError) as exc:
-        if not frames:
+        if not decoded:
             raise VideoDecodeError(path, f"not a decodable video ({type(exc).__name__}: {exc})") from None
-        # A truncated file: keep the frames decoded before the damage.
-    if not frames:
+        raise VideoDecodeError(path, f"decoding failed after frame {decoded - 1} ({type(exc).__name__}: {exc})",
+                               frames_decoded=decoded) from None
+    if not decoded:
         raise VideoDecodeError(path, "the video stream holds no decodable frame")
-    shapes = {f.shape for f in frames}
-    if len(shapes) != 1:
-        raise VideoDecodeError(path, f"frame size changes inside the video: {sorted(shapes)}")
-    return Video(frames=np.stack(frames), fps=fps if fps > 0 else 25.0, timestamps=np.asarray(times))
+
+
+def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, *, seek: bool = True) -> Video:
+    """The frames at `indices` (any order, repeats allowed) of a video, decoding up to the largest and
+    keeping only those: memory is len(set(indices)) frames, whatever the length of the file. With `seek`,
+    frames far apart are reached by seeking (stanet.video_seek: the same frames, exactly, or no seeking).
+
+    Returns:
+        Video with frames (len(indices), H, W, 3) in the order of `indices` and their timestamps (seconds).
+
+    Raises:
+        VideoDecodeError: the file cannot be decoded, or holds fewer frames than max(indices) + 1 (then
+            `frames_decoded` is the real frame count).
+    """
+    wanted = np.asarray(indices, dtype=np.int64)
+    if wanted.ndim != 1 or not len(wanted) or wanted.min() < 0:
+        raise ValueError(f"indices must be a non-empty list of frame indices >= 0, got {wanted.tolist()[:8]}")
+    needed = set(int(i) for i in wanted)
+    if seek and worth_seeking(sorted(needed)):
+        sought = read_by_seeking(path, sorted(needed))
+        if sought is not None:
+            fps, found = sought
+            return Video(frames=np.stack([found[int(i)][1] for i in wanted]), fps=fps,
+                         timestamps=np.asarray([found[int(i)][0] for i in wanted]))
+    kept: dict[int, StreamedFrame] = {}
+    fps_seen: list[float] = []
+    count = 0
+    try:
+        for item in iter_frames(path, start=int(wanted.min()), stop=int(wanted.max()) + 1, on_open=fps_seen.append):
+            count = item.index + 1
+            if item.index in needed:
+                kept[item.index] = item
+    except VideoDecodeError as exc:
+        if not exc.frames_decoded or exc.reason.startswith(_SIZE_CHANGE):
+            raise
+        count = exc.frames_decoded
+    if len(kept) < len(needed):
+        count = max(count, max(kept, default=-1) + 1)
+        raise VideoDecodeError(path, f"frame {int(wanted.max())} asked for, the video decodes {count} frames",
+                               frames_decoded=count)
+    return Video(frames=np.stack([kept[int(i)].frame for i in wanted]), fps=fps_seen[0],
+                 timestamps=np.asarray([kept[int(i)].seconds for i in wanted]))
+
+
+@dataclass(frozen=True)
+class SampledVideo:
+    """What `sample_video` returns: the sampled frames at the file's size, which frames they are, and the
+    video's frame count, frame size and frame rate."""
+
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
+    indices: np.ndarray  # (T,) int64 frame indices
+    num_frames: int
+    fps: float
+
+
+def sample_video(path: str | Path, choose: Callable[[int], np.ndarray]) -> SampledVideo:
+    """Decode only the frames `choose(num_frames)` picks (e.g. stanet.sampling.sample_frame_indices), with
+    the frame count from the container (`probe_video`); when the file decodes fewer frames than its header
+    says (a truncated or damaged file), the frames are chosen again from the real count."""
+    num_frames = probe_video(path).num_frames
+    indices = np.asarray(choose(num_frames), dtype=np.int64)
+    try:
+        video = read_frames(path, indices)
+    except VideoDecodeError as exc:
+        if not exc.frames_decoded:
+            raise
+        num_frames = exc.frames_decoded
+        indices = np.asarray(choose(num_frames), dtype=np.int64)
+        video = read_frames(path, indices)
+    return SampledVideo(frames=video.frames, indices=indices, num_frames=num_frames, fps=video.fps)
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, *, crf: int = 18,

@@ -16,6 +16,10 @@ from stanet.config import ModelConfig
 from training.losses import LossWeights
 
 
+LR_SCHEDULES = ("plateau", "cosine")
+REGULARIZER_STARTS = ("epoch", "learning")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train. Model architecture lives in ModelConfig; the number of classes comes from the data."""
@@ -26,10 +30,22 @@ class TrainConfig:
     weight_decay: float = 1e-4
     lr_patience: int = 2  # ReduceLROnPlateau on the validation loss
     lr_factor: float = 0.3
+    # "plateau": ReduceLROnPlateau (lr_patience, lr_factor); "cosine": linear warmup over lr_warmup_epochs,
+    # then a cosine to lr * lr_floor at the end of the run's budget (epochs or max_minutes, whichever ends first).
+    lr_schedule: str = "plateau"
+    lr_warmup_epochs: float = 0.0  # cosine only
+    lr_floor: float = 0.05  # cosine only: the last learning rate, as a fraction of lr
+    # Plateau only: the scheduler counts bad epochs only once learning started (training.regularizer_schedule),
+    # so a run that sits at chance for its first epochs keeps its learning rate.
+    plateau_after_learning: bool = False
     grad_clip: float = 5.0  # max gradient norm, 0 = off
     loss: LossWeights = field(default_factory=LossWeights)
     regularizer_warmup_epochs: float = 0.0  # regularizer weights ramp linearly from 0 over this many epochs
     regularizer_start_epoch: float = 0.0  # regularizers are off before this epoch, then warm up
+    # "epoch": the regularizers start at regularizer_start_epoch; "learning": at the first epoch after
+    # validation accuracy showed learning (learning_threshold), and not before regularizer_start_epoch.
+    regularizer_start: str = "epoch"
+    learning_threshold: float = 0.25  # learning started: val accuracy >= chance + this * (1 - chance)
     seed: int = 1234
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # mixed precision, used on CUDA only
@@ -47,6 +63,10 @@ class TrainConfig:
     backbone_weights: str = ""  # local torchvision state-dict file for resnet18/resnet50 (nothing is downloaded)
     backbone_lr_multiplier: float = 1.0  # the trunk's learning rate is lr * this (fine-tuning: e.g. 0.1)
     features: str = ""  # a `stanet features extract` cache to train on instead of the videos (frozen trunk)
+    # A "background" class (stanet.constants.BACKGROUND_CLASS, after the dataset's classes) learned from the
+    # frames outside every interval / segment (training.windows; docs/datasets.md, "Untrimmed videos").
+    background: bool = False
+    background_min_idle: float = 0.5  # shortest idle stretch that gives a background window, x the clip span
 
     def __post_init__(self) -> None:
         problems = []
@@ -60,6 +80,20 @@ class TrainConfig:
                             f"got {self.backbone_lr_multiplier}")
         if not 0 < self.lr_factor < 1:
             problems.append(f"lr_factor must be in (0, 1), got {self.lr_factor}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            problems.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.lr_warmup_epochs < 0 or (self.lr_warmup_epochs and self.lr_schedule != "cosine"):
+            problems.append(f"lr_warmup_epochs must be >= 0 and is used by lr_schedule=cosine only, got "
+                            f"{self.lr_warmup_epochs} with {self.lr_schedule}")
+        if not 0 <= self.lr_floor <= 1:
+            problems.append(f"lr_floor must be in [0, 1], got {self.lr_floor}")
+        if self.plateau_after_learning and self.lr_schedule != "plateau":
+            problems.append("plateau_after_learning needs lr_schedule=plateau")
+        if self.regularizer_start not in REGULARIZER_STARTS:
+            problems.append(f"regularizer_start must be one of {', '.join(REGULARIZER_STARTS)}, "
+                            f"got {self.regularizer_start!r}")
+        if not 0 < self.learning_threshold < 1:
+            problems.append(f"learning_threshold must be in (0, 1), got {self.learning_threshold}")
         if self.num_workers < 0:
             problems.append(f"num_workers must be >= 0, got {self.num_workers}")
         if self.prefetch_factor < 1:
@@ -68,6 +102,11 @@ class TrainConfig:
             problems.append(f"crop_min_area must be in (0, 1], got {self.crop_min_area}")
         if self.crop_max_aspect < 1:
             problems.append(f"crop_max_aspect must be >= 1, got {self.crop_max_aspect}")
+        if not 0 < self.background_min_idle <= 1:
+            problems.append(f"background_min_idle must be in (0, 1] (a fraction of the clip span), "
+                            f"got {self.background_min_idle}")
+        if self.background and self.features:
+            problems.append("background needs the videos (idle stretches are cut from them), not a feature cache")
         if self.dist_timeout_minutes <= 0:
             problems.append(f"dist_timeout_minutes must be > 0, got {self.dist_timeout_minutes}")
         if problems:

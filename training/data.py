@@ -1,23 +1,32 @@
 """A torch Dataset over the generic annotated format: decode (PyAV), sample T frames (stanet.sampling, the
 same function the serving client uses), resize, and map boxes and the interval onto the sampled frames.
+Untrimmed records give one action window per segment and, with a background class, idle stretches give
+background windows (training.windows says which frames).
 
-Randomness comes only from (seed, epoch, clip index), so a resumed run sees exactly the same samples.
-Unreadable videos are reported and skipped with a count; they never stop a run.
+Decoding streams (stanet.video): the cache holds every frame already resized to the model's size, and
+without the cache only the sampled frames are decoded, so a long video never sits in memory at its own size.
+Randomness comes only from (seed, epoch, sample index), so a resumed run sees exactly the same samples.
+Unreadable videos are reported and skipped with a count; they never stop a run. An interval, segment or box
+past a video's end stops it (DatasetFormatError naming the line).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 from tqdm import tqdm
 
-from stanet.dataset_format import ClipRecord
-from stanet.sampling import crop_box, crop_frames, random_crop_window, resize_frames, sample_clip, scale_box
-from stanet.video import VideoDecodeError, read_video
+from stanet.constants import ANNOTATIONS_FILE
+from stanet.dataset_format import ClipRecord, check_frame_count
+from stanet.sampling import crop_box, crop_frames, random_crop_window, resize_frames, scale_box
+from stanet.video import VideoDecodeError, iter_frames, probe_video, read_frames
+from training.windows import (BACKGROUND, ClipSpan, Sample, background_count, clip_span, epoch_backgrounds,
+                              plan_samples, window_indices)
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +54,30 @@ class CropSpec:
 
 @dataclass
 class LoadedVideo:
-    frames: np.ndarray  # (N, height, width, 3) uint8, already resized
+    frames: np.ndarray | None  # (N, height, width, 3) uint8, already resized; None when not cached
     source_hw: tuple[int, int]  # frame size in the file (boxes are in these pixels)
+    num_frames: int
+    fps: float
+
+
+@dataclass(frozen=True)
+class BackgroundSpec:
+    """A background class: its label index (after the dataset's classes) and the shortest idle stretch that
+    gives a background window, as a fraction of the clip span (training.windows)."""
+
+    index: int
+    min_idle_fraction: float = 0.5
 
 
 class ClipDataset(Dataset):
     """Samples are dicts: clip uint8 (T, H, W, 3), label int64, inside bool (T,) (sampled frame inside the
-    annotated interval; all False without one), boxes float32 (T, 4) (NaN where no box), index int64,
-    frame_indices int64 (T,) (the video frames sampled).
+    annotated interval or segment; all False without one and for background), boxes float32 (T, 4) (NaN where
+    no box; always NaN for background), index int64 (the sample), frame_indices int64 (T,) (the video frames
+    sampled).
+
+    Samples: one per trimmed clip (T frames over the whole clip), then one per segment of the untrimmed
+    records (a window of `span` frames), then, with `background`, the epoch's background windows
+    (training.windows). Without untrimmed records and background, sample i is record i.
 
     Training augmentation (train=True only): TSN offsets, then `crop` (one window for the whole clip, cut
     from the frames already resized to the model's size: the cache holds them at that size), then `flip`.
@@ -60,12 +85,14 @@ class ClipDataset(Dataset):
 
     def __init__(self, records: list[ClipRecord], spec: ClipSpec, *, train: bool, seed: int = 0,
                  cache: bool = True, flip: bool = False, crop: CropSpec | None = None, progress: bool = True,
-                 description: str = "videos"):
+                 description: str = "videos", background: BackgroundSpec | None = None,
+                 span: ClipSpan | None = None, annotations: str | Path | None = None):
         self.spec = spec
         self.train = train
         self.seed = seed
         self.flip = flip
         self.crop = crop
+        self.background = background
         self.cache: dict[int, LoadedVideo] = {}
         self.skipped: list[tuple[ClipRecord, str]] = []
         kept = []
@@ -77,39 +104,79 @@ class ClipDataset(Dataset):
             except VideoDecodeError as exc:
                 self.skipped.append((record, exc.reason))
                 continue
-            if cache:
-                self.cache[len(kept)] = loaded
+            check_frame_count(record, loaded.num_frames, annotations or ANNOTATIONS_FILE)
+            self.cache[len(kept)] = loaded
             kept.append(record)
         self.records = kept
         if self.skipped:
             first = "; ".join(f"{r.video} (line {r.line}): {why}" for r, why in self.skipped[:3])
             log.warning("skipped %d unreadable video(s) of %d: %s%s", len(self.skipped), len(records), first,
                         " ..." if len(self.skipped) > 3 else "")
+        counts = [self.cache[i].num_frames for i in range(len(kept))]
+        if span is None and kept:
+            span = clip_span(kept, counts, [self.cache[i].fps for i in range(len(kept))])
+        self.span = span
+        self.actions: list[Sample] = []
+        self.background_candidates: list[Sample] = []
+        if kept:
+            min_idle = max(1, int(np.ceil(background.min_idle_fraction * span.frames))) if background else 1
+            self.actions, self.background_candidates = plan_samples(
+                kept, counts, span.frames, background_index=background.index if background else None,
+                min_idle=min_idle)
+        self.background_per_epoch = background_count(self.actions, self.background_candidates)
 
     def _load(self, record: ClipRecord) -> LoadedVideo:
-        video = read_video(record.video)
-        return LoadedVideo(frames=resize_frames(video.frames, self.spec.height, self.spec.width),
-                           source_hw=tuple(video.frames.shape[1:3]))
+        """Every frame, resized as it is decoded (memory: the video at the model's size)."""
+        frames, source_hw, rate = [], None, []
+        try:
+            for _, _, frame in iter_frames(record.video, on_open=rate.append):
+                source_hw = source_hw or frame.shape[:2]
+                frames.append(resize_frames(frame[None], self.spec.height, self.spec.width)[0])
+        except VideoDecodeError as exc:
+            if not frames:
+                raise
+            log.warning("%s (line %d): keeping the %d frames before the damage: %s", record.video, record.line,
+                        len(frames), exc.reason)
+        return LoadedVideo(frames=np.stack(frames), source_hw=tuple(source_hw), num_frames=len(frames), fps=rate[0])
 
-    def _probe(self, record: ClipRecord) -> None:
-        read_video(record.video, max_frames=1)
+    def _probe(self, record: ClipRecord) -> LoadedVideo:
+        info = probe_video(record.video)
+        return LoadedVideo(frames=None, source_hw=(info.height, info.width), num_frames=info.num_frames,
+                           fps=info.fps)
+
+    def samples(self, epoch: int) -> list[Sample]:
+        """Every sample of an epoch: the actions, then that epoch's background windows (validation: always
+        the same ones)."""
+        chosen = epoch_backgrounds(self.background_candidates, self.background_per_epoch, self.seed,
+                                   epoch if self.train else 0)
+        return [*self.actions, *chosen]
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.actions) + self.background_per_epoch
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         index, epoch = key if isinstance(key, tuple) else (key, 0)
-        record = self.records[index]
-        loaded = self.cache.get(index) or self._load(record)
+        if index < len(self.actions):
+            sample = self.actions[index]
+        else:
+            sample = epoch_backgrounds(self.background_candidates, self.background_per_epoch, self.seed,
+                                       epoch if self.train else 0)[index - len(self.actions)]
+        record = self.records[sample.record]
+        loaded = self.cache[sample.record]
         rng = np.random.default_rng([self.seed, epoch, index])
-        clip, indices = sample_clip(loaded.frames, self.spec.clip_length, self.spec.height, self.spec.width,
-                                    random=self.train, rng=rng)  # (T, H, W, 3)
+        indices = window_indices(sample, loaded.num_frames, self.span.frames, self.spec.clip_length,
+                                 random=self.train, rng=rng)
+        if loaded.frames is not None:
+            clip = loaded.frames[indices]
+        else:  # only the sampled frames are decoded
+            clip = read_frames(record.video, indices).frames
+        clip = resize_frames(clip, self.spec.height, self.spec.width)  # (T, H, W, 3)
         inside = np.zeros(self.spec.clip_length, dtype=bool)
-        if record.interval is not None:
-            first, last = record.interval
+        if sample.action is not None:
+            first, last = sample.action
             inside = (indices >= first) & (indices <= last)
         boxes = np.full((self.spec.clip_length, 4), np.nan, dtype=np.float32)
-        if record.boxes:
+        if record.boxes and sample.kind != BACKGROUND:
             target_hw = (self.spec.height, self.spec.width)
             for j, frame_index in enumerate(indices):
                 box = record.boxes.get(int(frame_index))
@@ -124,7 +191,7 @@ class ClipDataset(Dataset):
             boxes[:, 2] = self.spec.width - x1
         return {
             "clip": torch.from_numpy(np.ascontiguousarray(clip)),
-            "label": torch.tensor(record.label_index, dtype=torch.int64),
+            "label": torch.tensor(sample.label_index, dtype=torch.int64),
             "inside": torch.from_numpy(inside),
             "boxes": torch.from_numpy(boxes),
             "index": torch.tensor(index, dtype=torch.int64),

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from stanet.checkpoint import CheckpointError, load_checkpoint
+from stanet.constants import ANNOTATIONS_FILE
 from stanet.dataset_format import DatasetFormatError, load_dataset
 from stanet.model import AttentionRecognizer
 from stanet.model.preprocess import normalize_clip
@@ -111,14 +112,16 @@ def evaluate(checkpoint: str | Path, data_dir: str | Path, *, split: str = "test
     ckpt = load_checkpoint(checkpoint)
     config = ckpt.model_config
     dataset = load_dataset(data_dir)
-    if tuple(dataset.class_names) != ckpt.class_names:
+    if tuple(dataset.class_names) != ckpt.action_class_names:
         raise EvaluationError(f"{data_dir} has classes {list(dataset.class_names)[:6]}..., the checkpoint was "
-                              f"trained on {list(ckpt.class_names)[:6]}... (same names in the same order needed)")
-    records = dataset.split(split)
+                              f"trained on {list(ckpt.action_class_names)[:6]}... (same names in the same order "
+                              f"needed)")
+    records = [record for record in dataset.split(split) if not record.untrimmed]  # untrimmed: --timeline
     if not records:
-        raise EvaluationError(f"{data_dir} has no clips with split {split!r}")
+        raise EvaluationError(f"{data_dir} has no trimmed clips with split {split!r}")
     spec = ClipSpec(config.clip_length, config.height, config.width)
-    target = ClipDataset(records, spec, train=False, cache=False, progress=progress, description=f"{split} videos")
+    target = ClipDataset(records, spec, train=False, cache=False, progress=progress, description=f"{split} videos",
+                         annotations=dataset.root / ANNOTATIONS_FILE)
     if len(target) == 0:
         raise EvaluationError(f"every {split} video is unreadable ({len(target.skipped)} skipped)")
     dev = select_device(device)
@@ -126,7 +129,8 @@ def evaluate(checkpoint: str | Path, data_dir: str | Path, *, split: str = "test
 
     cam_weight = None
     if cam_baseline:
-        fit_records = dataset.split("train")[:cam_clips] or dataset.split("val")[:cam_clips]
+        fit_records = ([r for r in dataset.split("train") if not r.untrimmed][:cam_clips]
+                       or [r for r in dataset.split("val") if not r.untrimmed][:cam_clips])
         fit_set = ClipDataset(fit_records, spec, train=False, cache=False, progress=progress,
                               description="CAM fit videos")
         cam_weight = fit_cam_classifier(model, fit_set, dev, batch_size=batch_size, num_workers=num_workers,
@@ -210,6 +214,9 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from stanet.timeline.aggregate import FRAME_WEIGHTS  # noqa: PLC0415
+    from stanet.timeline.pipeline import TimelineOptions  # noqa: PLC0415
+
     parser = argparse.ArgumentParser(prog="stanet evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
     parser.add_argument("--data", required=True, help="dataset directory in the generic format")
@@ -223,26 +230,78 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
+    timeline = parser.add_argument_group("timeline: detection mAP on the split's untrimmed records (docs/timeline.md)")
+    timeline.add_argument("--timeline", action="store_true",
+                          help="add the THUMOS14 mAP of the timeline and its two baselines (JSON key 'timeline')")
+    timeline.add_argument("--stride", type=float, metavar="SECONDS", help="window stride (default: half a window)")
+    timeline.add_argument("--stride-frames", type=int, metavar="N", help="window stride in frames")
+    timeline.add_argument("--threshold", type=float, default=None, metavar="P",
+                          help="per-frame score a segment needs (default: stanet.timeline.segments.SegmentOptions)")
+    timeline.add_argument("--frame-weight", default=TimelineOptions.frame_weight, choices=FRAME_WEIGHTS,
+                          help="how temporal attention weights a window's frames (docs/timeline.md)")
+    args = parser.parse_args(argv)
+    if args.stride is not None and args.stride_frames is not None:
+        parser.error("--stride and --stride-frames go alone: give the stride in seconds or in frames")
+    return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
+def _evaluate_with_timeline(args: argparse.Namespace) -> dict[str, Any]:
+    """The trimmed clips' report (when the split has any) plus the untrimmed records' "timeline" section."""
+    from stanet.timeline.pipeline import TimelineOptions  # noqa: PLC0415
+    from stanet.timeline.segments import SegmentOptions  # noqa: PLC0415
+    from training.timeline_eval import evaluate_timeline  # noqa: PLC0415
+
+    dataset = load_dataset(args.data)
+    ckpt = load_checkpoint(args.checkpoint)
+    if tuple(dataset.class_names) != ckpt.action_class_names:
+        raise EvaluationError(f"{args.data} has classes {list(dataset.class_names)[:6]}..., the checkpoint was "
+                              f"trained on {list(ckpt.action_class_names)[:6]}... (same names in the same order "
+                              f"needed)")
+    if any(not record.untrimmed for record in dataset.split(args.split)):
         report = evaluate(args.checkpoint, args.data, split=args.split, device=args.device,
                           batch_size=args.batch_size, num_workers=args.num_workers,
                           cam_baseline=not args.no_cam_baseline, figures=args.figures,
                           num_figures=args.num_figures, progress=not args.quiet)
-    except (EvaluationError, CheckpointError, DatasetFormatError, TrainingError, ValueError) as exc:
+    else:
+        report = {"checkpoint": str(args.checkpoint), "data": str(args.data), "split": args.split,
+                  "class_names": list(ckpt.class_names)}
+    segments = SegmentOptions() if args.threshold is None else SegmentOptions(threshold=args.threshold)
+    options = TimelineOptions(stride_seconds=args.stride, stride_frames=args.stride_frames, segments=segments,
+                              frame_weight=args.frame_weight)
+    report["timeline"] = evaluate_timeline(ckpt, dataset, args.split, select_device(args.device),
+                                           batch_size=args.batch_size, options=options, figures=args.figures,
+                                           num_figures=args.num_figures, progress=not args.quiet)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from training.timeline_eval import TimelineEvaluationError, format_timeline  # noqa: PLC0415
+
+    try:
+        if args.timeline:
+            report = _evaluate_with_timeline(args)
+        else:
+            report = evaluate(args.checkpoint, args.data, split=args.split, device=args.device,
+                              batch_size=args.batch_size, num_workers=args.num_workers,
+                              cam_baseline=not args.no_cam_baseline, figures=args.figures,
+                              num_figures=args.num_figures, progress=not args.quiet)
+    except (EvaluationError, CheckpointError, DatasetFormatError, TrainingError, TimelineEvaluationError,
+            ValueError) as exc:
         print(f"stanet evaluate: error: {exc}", file=sys.stderr)
         return 2
     text = json.dumps(report, indent=2)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text + "\n")
-    print(text if args.json else format_report(report))
+    if args.json:
+        print(text)
+    else:
+        print("\n".join(([format_report(report)] if "classification" in report else [])
+                        + ([format_timeline(report["timeline"])] if "timeline" in report else [])))
     if args.figures and not args.json:
-        print(f"\nfigures: {len(report['figures'])} written to {args.figures}")
+        count = len(report.get("figures", [])) + len(report.get("timeline", {}).get("figures", []))
+        print(f"\nfigures: {count} written to {args.figures}")
     return 0
 
 

@@ -111,9 +111,12 @@ def train_one_epoch(model: AttentionRecognizer, loader: DataLoader, optimizer: t
                     config: TrainConfig, device: torch.device, epoch: int, *, first_step: int = 0,
                     scaler: torch.amp.GradScaler | None = None, deadline: float | None = None,
                     on_step=None, stop: StopRequest | None = None, progress: bool = True,
-                    ctx: DistContext = SINGLE_PROCESS) -> dict[str, float]:
-    """One pass over `loader`; returns mean loss, accuracy and regularizer terms (over all ranks). Raises
-    TrainingError on a non-finite loss. Stops early with `stopped=1` when `deadline` (time.monotonic) passes
+                    ctx: DistContext = SINGLE_PROCESS, regularizer_start: float | None = None,
+                    set_lr=None) -> dict[str, float]:
+    """One pass over `loader`; returns mean loss, accuracy and regularizer terms (over all ranks).
+    `regularizer_start` is the epoch the regularizers start at in this run (training.regularizer_schedule);
+    `set_lr(epochs_done)`, when given, sets the learning rate before each step. Raises TrainingError on a
+    non-finite loss. Stops early with `stopped=1` when `deadline` (time.monotonic) passes
     and with `stopped=2` when `stop` is requested (after the step in flight), on every rank at the same step."""
     model.train()
     totals: dict[str, float] = {}
@@ -127,7 +130,10 @@ def train_one_epoch(model: AttentionRecognizer, loader: DataLoader, optimizer: t
     stopped = 0
     for i, batch in enumerate(bar):
         torch.manual_seed(step_seed(config.seed, epoch, step) + ctx.rank)  # dropout masks differ per rank
-        weights = warmed_up(config, epoch + step / max(steps_per_epoch, 1))
+        epochs_done = epoch + step / max(steps_per_epoch, 1)
+        weights = warmed_up(config, epochs_done, regularizer_start)
+        if set_lr is not None:
+            set_lr(epochs_done)
         loss, terms, correct = forward_loss(model, batch, weights, device, config.amp)
         if not torch.isfinite(loss):
             detail = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())

@@ -1,16 +1,41 @@
 """When the attention regularizers count: their weights over the epochs, and from which epoch a model may
-become best.pt (only one trained with the whole objective)."""
+become best.pt (only one trained with the whole objective).
+
+The start is either a fixed epoch (`regularizer_start="epoch"`) or tied to a signal (`"learning"`): the
+first epoch after validation accuracy rose clearly above chance. A fixed epoch tuned on one dataset can come
+too early elsewhere (the regularizers then push the mask off an actor cross-entropy has not found yet) or never
+(a time-capped run that ends before it); the signal follows the run it is in.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from training.config import TrainConfig
 from training.losses import LossWeights
 
 
-def warmed_up(config: TrainConfig, epochs_done: float) -> LossWeights:
-    """The regularizer weights after `epochs_done` (fractional) epochs: 0 before `regularizer_start_epoch`,
-    then a linear ramp over `regularizer_warmup_epochs` (the cross-entropy weight is always 1)."""
-    since_start = epochs_done - config.regularizer_start_epoch
+def learning_started(config: TrainConfig, val_accuracy: float, num_classes: int) -> bool:
+    """Validation accuracy at least `learning_threshold` of the way from chance (1/num_classes) to 1."""
+    chance = 1.0 / max(num_classes, 1)
+    return val_accuracy >= chance + config.learning_threshold * (1.0 - chance)
+
+
+def regularizer_start(config: TrainConfig, progress: dict[str, Any]) -> float:
+    """The epoch the regularizers start at in this run; inf while a "learning" start waits for its signal.
+    `progress["learned_epoch"]` is the number of epochs done when learning was first seen (None before)."""
+    if config.regularizer_start == "epoch":
+        return config.regularizer_start_epoch
+    learned = progress.get("learned_epoch")
+    return float("inf") if learned is None else max(config.regularizer_start_epoch, float(learned))
+
+
+def warmed_up(config: TrainConfig, epochs_done: float, start_epoch: float | None = None) -> LossWeights:
+    """The regularizer weights after `epochs_done` (fractional) epochs: 0 before the start epoch
+    (`start_epoch`, by default `regularizer_start_epoch`), then a linear ramp over `regularizer_warmup_epochs`
+    (the cross-entropy weight is always 1)."""
+    start = config.regularizer_start_epoch if start_epoch is None else start_epoch
+    since_start = epochs_done - start
     if since_start < 0:
         scale = 0.0
     elif config.regularizer_warmup_epochs <= 0:
@@ -20,10 +45,11 @@ def warmed_up(config: TrainConfig, epochs_done: float) -> LossWeights:
     return LossWeights(**{f: getattr(config.loss, f) * scale for f in config.loss.__dataclass_fields__})
 
 
-def selectable(config: TrainConfig, epochs_done: int) -> bool:
+def selectable(config: TrainConfig, epochs_done: int, start_epoch: float | None = None) -> bool:
     """Whether a checkpoint after `epochs_done` epochs may become best.pt: only once the regularizers are
     at full weight (when there are any), so the model kept is one trained with the whole objective and the
     validation losses compared are of the same objective."""
     if not any(getattr(config.loss, f) for f in config.loss.__dataclass_fields__):
         return True
-    return epochs_done >= config.regularizer_start_epoch + config.regularizer_warmup_epochs
+    start = config.regularizer_start_epoch if start_epoch is None else start_epoch
+    return epochs_done >= start + config.regularizer_warmup_epochs

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from stanet.constants import LAST_CHECKPOINT
 from training.config import RunConfig
 from training.distributed import init_distributed, shutdown_distributed, wrap_model
+from training.lr_schedule import CosineSchedule
 from training.loop import StopRequest, TrainingError, evaluate_loss, make_loader, select_device, train_one_epoch
 from training.run_data import prepare_data
 from training.run_state import restore_or_init, start_or_resume
@@ -34,7 +35,7 @@ def train(data_dir: str | Path | None, out_dir: str | Path, run_config: RunConfi
     data = prepare_data(data_dir, run_config, progress=progress)
     state = restore_or_init(run_config, data, device, checkpoint, out_dir / LAST_CHECKPOINT)
     trained = wrap_model(state.model, ctx, device, sync_batchnorm=config.sync_batchnorm)  # DDP under torchrun
-    writer = RunWriter(out_dir, run_config, data.class_names, enabled=ctx.is_main)
+    writer = RunWriter(out_dir, run_config, data.class_names, enabled=ctx.is_main, clip_span=data.clip_span)
     scaler = torch.amp.GradScaler("cuda") if config.amp and device.type == "cuda" else None
     pin_memory = device.type == "cuda"
     train_loader = make_loader(data.train_set, config, shuffle=True, epoch=0, ctx=ctx, pin_memory=pin_memory)
@@ -46,6 +47,7 @@ def train(data_dir: str | Path | None, out_dir: str | Path, run_config: RunConfi
             writer.save_last(state)
 
     deadline = started + config.max_minutes * 60 if config.max_minutes > 0 else None
+    set_lr = CosineSchedule(state.optimizer, config, started) if config.lr_schedule == "cosine" else None
     stop = StopRequest()
     stop.install()
     stopped_early = False
@@ -55,14 +57,16 @@ def train(data_dir: str | Path | None, out_dir: str | Path, run_config: RunConfi
             train_loader.batch_sampler.set_epoch(epoch, first_step)
             train_metrics = train_one_epoch(trained, train_loader, state.optimizer, config, device, epoch,
                                             first_step=first_step, scaler=scaler, deadline=deadline, on_step=on_step,
-                                            stop=stop, progress=progress, ctx=ctx)
+                                            stop=stop, progress=progress, ctx=ctx,
+                                            regularizer_start=state.regularizer_start(config), set_lr=set_lr)
             if train_metrics["stopped"] == 2:
                 writer.save_last(state)  # mid-epoch: progress["step"] says which batches are done
                 raise KeyboardInterrupt
             stopped_early = bool(train_metrics["stopped"])
             val_metrics = evaluate_loss(state.model, val_loader, config.loss, device, config.amp, ctx)
             record, improved = state.end_epoch(config, train_metrics, val_metrics,
-                                               elapsed_s=round(time.monotonic() - started, 1))
+                                               elapsed_s=round(time.monotonic() - started, 1),
+                                               num_classes=len(data.class_names))
             writer.end_epoch(record, state, improved)
             _print(progress, _epoch_line(record, config.epochs, improved))
         if stopped_early:

@@ -16,7 +16,7 @@ from stanet.model import AttentionRecognizer, build_model
 from training.config import RunConfig, TrainConfig, run_config_from_dict
 from training.loop import TrainingError
 from training.optim import build_optimizer
-from training.regularizer_schedule import selectable
+from training.regularizer_schedule import learning_started, regularizer_start, selectable
 from training.run_data import RunData
 
 # Fields that may differ when resuming: they extend or bound the run without changing what it computes.
@@ -71,7 +71,8 @@ def _check_resume_config(stored: RunConfig, current: RunConfig) -> None:
 
 
 def _fresh_progress() -> dict[str, Any]:
-    return {"epoch": 0, "step": 0, "best_accuracy": -1.0, "best_loss": math.inf, "best_epoch": -1}
+    return {"epoch": 0, "step": 0, "best_accuracy": -1.0, "best_loss": math.inf, "best_epoch": -1,
+            "learned_epoch": None}
 
 
 @dataclass
@@ -84,15 +85,24 @@ class RunState:
     progress: dict[str, Any] = field(default_factory=_fresh_progress)  # epoch, step (within it), best_*
     history: list[dict[str, Any]] = field(default_factory=list)  # one record per finished epoch
 
+    def regularizer_start(self, config: TrainConfig) -> float:
+        return regularizer_start(config, self.progress)
+
     def end_epoch(self, config: TrainConfig, train_metrics: dict[str, float], val_metrics: dict[str, float],
-                  elapsed_s: float) -> tuple[dict[str, Any], bool]:
+                  elapsed_s: float, num_classes: int) -> tuple[dict[str, Any], bool]:
         """Step the scheduler, move on to the next epoch and keep its record; returns the record and whether
         the epoch's model is the best so far (best.pt)."""
         epoch = self.progress["epoch"]
-        self.scheduler.step(val_metrics["loss"])  # the gathered loss: every rank steps the same way
+        if self.progress.get("learned_epoch") is None and learning_started(config, val_metrics["accuracy"],
+                                                                            num_classes):
+            self.progress["learned_epoch"] = epoch + 1  # the gathered accuracy: every rank agrees
+        learned = self.progress.get("learned_epoch") is not None
+        if config.lr_schedule == "plateau" and (learned or not config.plateau_after_learning):
+            self.scheduler.step(val_metrics["loss"])  # the gathered loss: every rank steps the same way
         lr = self.optimizer.param_groups[0]["lr"]
-        improved = selectable(config, epoch + 1) and (val_metrics["accuracy"], -val_metrics["loss"]) > (
-            self.progress["best_accuracy"], -self.progress["best_loss"])
+        improved = selectable(config, epoch + 1, self.regularizer_start(config)) and (
+            val_metrics["accuracy"], -val_metrics["loss"]) > (self.progress["best_accuracy"],
+                                                               -self.progress["best_loss"])
         self.progress.update(epoch=epoch + 1, step=0)
         if improved:
             self.progress.update(best_accuracy=val_metrics["accuracy"], best_loss=val_metrics["loss"],

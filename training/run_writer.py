@@ -15,18 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from stanet.checkpoint import save_checkpoint
-from stanet.constants import BEST_CHECKPOINT, LAST_CHECKPOINT
+from stanet.constants import BEST_CHECKPOINT, CLIP_SPAN_KEY, LAST_CHECKPOINT
 from training.config import RunConfig
 from training.run_state import RunState
 
 
 class RunWriter:
-    def __init__(self, out_dir: Path, run_config: RunConfig, class_names: list[str], *, enabled: bool):
+    def __init__(self, out_dir: Path, run_config: RunConfig, class_names: list[str], *, enabled: bool,
+                 clip_span: dict[str, float] | None = None):
         self.out_dir = out_dir
         self.last_path, self.best_path = out_dir / LAST_CHECKPOINT, out_dir / BEST_CHECKPOINT
         self.enabled = enabled
         self._run_config = run_config
         self._class_names = class_names
+        self._clip_span = clip_span
         self._tensorboard = None
         if enabled:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -39,6 +41,7 @@ class RunWriter:
         if not self.enabled:
             return
         save_checkpoint(path, state.model, self._class_names, run_config=self._run_config.to_dict(),
+                        background=self._run_config.train.background, **{CLIP_SPAN_KEY: self._clip_span},
                         progress=dict(state.progress), optimizer=state.optimizer.state_dict(),
                         scheduler=state.scheduler.state_dict(), history=state.history)
 

@@ -1,5 +1,5 @@
 """Triton python-backend adapter for stanet: a thin shell over stanet_backend.py (its logic, plain functions
-that tests call without Triton). Only numpy and onnxruntime are needed; no torch, nothing from stanet."""
+that tests call without Triton). Only numpy and onnxruntime (or openvino) are needed; no torch, nothing from stanet."""
 
 import json
 from pathlib import Path
@@ -48,10 +48,8 @@ class TritonPythonModel:
         dtypes = {spec["name"]: _dtype(config, spec["name"], True) for spec in config["input"]}
         dtypes.update({spec["name"]: _dtype(config, spec["name"], False) for spec in config["output"]})
         self.settings = stanet_backend.settings_from_config(config, dtypes)
-        onnx_path = Path(__file__).with_name(stanet_backend.onnx_file(config))
-        session = stanet_backend.create_session(onnx_path, self.settings)
-        self.run = stanet_backend.Watchdog(stanet_backend.session_runner(session, self.settings),
-                                           self.settings.time_budget_s)
+        runner = stanet_backend.create_runner(Path(__file__).parent, config, self.settings)
+        self.run = stanet_backend.Watchdog(runner, self.settings.time_budget_s)
         self.error_family, self.error_counters = _error_counters(args)
 
     def execute(self, requests):

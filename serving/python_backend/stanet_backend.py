@@ -1,7 +1,8 @@
 """The python backend's logic as plain functions: read the model config, run all requests of a batch through
-one onnxruntime session in a single call, and give every request its own outputs or its own error.
+one onnxruntime session (or one OpenVINO compiled model, openvino_runtime.py, with `runtime: openvino`) in a
+single call, and give every request its own outputs or its own error.
 
-Runs inside Triton's python stub, where only numpy and onnxruntime exist: nothing from the stanet repository
+Runs inside Triton's python stub, where only numpy, onnxruntime and openvino exist: nothing from the stanet repository
 is imported, and the expected clip shape comes from config.pbtxt (`input.dims`), not from stanet.
 
 Every model call runs on a worker thread watched by a `Watchdog`: a call past its time budget, or one whose
@@ -30,6 +31,14 @@ INTRA_OP_PARAMETER = "intra_op_thread_count"  # "0" = every core the server may 
 INTER_OP_PARAMETER = "inter_op_thread_count"
 TIME_BUDGET_PARAMETER = "time_budget_ms"  # the longest one model call may take before it is ended
 DEFAULT_TIME_BUDGET_MS = "30000"
+RUNTIME_PARAMETER = "runtime"  # which runtime runs the graph; absent = onnxruntime (models exported before it)
+RUNTIMES = ("onnxruntime", "openvino")
+OPENVINO_FILE_PARAMETER = "openvino_file"  # the IR's .xml beside model.py (its .bin beside it)
+OPENVINO_STREAMS_PARAMETER = "openvino_num_streams"  # NUM_STREAMS of each instance's compiled model
+OPENVINO_HINT_PARAMETER = "openvino_performance_hint"  # LATENCY or THROUGHPUT
+OPENVINO_PRECISION_PARAMETER = "openvino_precision"  # fp32 or bf16 (an int8 IR carries its own precision)
+DEFAULT_OPENVINO_STREAMS, DEFAULT_OPENVINO_HINT = "1", "LATENCY"
+OPENVINO_PRECISIONS = ("fp32", "bf16")
 WATCH_INTERVAL_S = 0.02
 
 # Result codes: what the adapter turns into a TritonError code.
@@ -48,8 +57,12 @@ class BackendSettings:
     output_dtypes: dict[str, np.dtype]
     intra_op_threads: int
     inter_op_threads: int
-    allow_spinning: bool = True  # see spinning_allowed
+    allow_spinning: bool = True  # see spinning_allowed (OpenVINO: whether its threads are pinned to cores)
     time_budget_s: float = 30.0
+    runtime: str = "onnxruntime"  # one of RUNTIMES
+    openvino_streams: int = 1
+    openvino_performance_hint: str = DEFAULT_OPENVINO_HINT
+    openvino_precision: str = "fp32"
 
 
 @dataclass
@@ -110,6 +123,16 @@ def settings_from_config(config: dict[str, Any], dtypes: dict[str, np.dtype]) ->
     if budget_ms < 1:
         raise ValueError(f"config parameter {TIME_BUDGET_PARAMETER!r} must be >= 1 (milliseconds)")
     intra_op_threads = intra or available_cores()  # every core; instances beyond one then do not spin
+    runtime = _text_parameter(config, RUNTIME_PARAMETER, RUNTIMES[0])
+    if runtime not in RUNTIMES:
+        raise ValueError(f"config parameter {RUNTIME_PARAMETER!r} must be one of {RUNTIMES}, got {runtime!r}")
+    hint = _text_parameter(config, OPENVINO_HINT_PARAMETER, DEFAULT_OPENVINO_HINT)
+    if hint not in ("LATENCY", "THROUGHPUT"):
+        raise ValueError(f"config parameter {OPENVINO_HINT_PARAMETER!r} must be LATENCY or THROUGHPUT, got {hint!r}")
+    precision = _text_parameter(config, OPENVINO_PRECISION_PARAMETER, OPENVINO_PRECISIONS[0])
+    if precision not in OPENVINO_PRECISIONS:
+        raise ValueError(f"config parameter {OPENVINO_PRECISION_PARAMETER!r} must be one of {OPENVINO_PRECISIONS}, "
+                         f"got {precision!r}")
     return BackendSettings(
         input_name=clip["name"],
         input_dtype=np.dtype(dtypes[clip["name"]]),
@@ -121,16 +144,43 @@ def settings_from_config(config: dict[str, Any], dtypes: dict[str, np.dtype]) ->
         allow_spinning=spinning_allowed(intra_op_threads, instances),
         inter_op_threads=_parameter(config, INTER_OP_PARAMETER, "1") or 1,
         time_budget_s=budget_ms / 1000.0,
+        runtime=runtime,
+        openvino_streams=_parameter(config, OPENVINO_STREAMS_PARAMETER, DEFAULT_OPENVINO_STREAMS) or 1,
+        openvino_performance_hint=hint,
+        openvino_precision=precision,
     )
+
+
+def _file_parameter(config: dict[str, Any], key: str, what: str) -> str:
+    name = _text_parameter(config, key, "")
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"config parameter {key!r} must name the {what} file beside model.py, got "
+                         f"{name!r}; export again")
+    return name
 
 
 def onnx_file(config: dict[str, Any]) -> str:
     """The file name of the ONNX graph beside model.py, from the model config (`stanet export` writes it)."""
-    name = _text_parameter(config, ONNX_FILE_PARAMETER, "")
-    if not name or Path(name).name != name or name in (".", ".."):
-        raise ValueError(f"config parameter {ONNX_FILE_PARAMETER!r} must name the ONNX file beside model.py, got "
-                         f"{name!r}; export again")
-    return name
+    return _file_parameter(config, ONNX_FILE_PARAMETER, "ONNX")
+
+
+def openvino_file(config: dict[str, Any]) -> str:
+    """The file name of the OpenVINO IR (.xml) beside model.py, from the model config."""
+    return _file_parameter(config, OPENVINO_FILE_PARAMETER, "OpenVINO .xml")
+
+
+def create_runner(folder: str | Path, config: dict[str, Any], settings: BackendSettings) -> Runner:
+    """The served instance's model call, by the config's runtime: an onnxruntime session over the ONNX file
+    or an OpenVINO compiled model over the IR, both from `folder` (the version folder)."""
+    folder = Path(folder)
+    if settings.runtime == "openvino":
+        if __package__:  # imported from the repository (tests, the benchmark)
+            from . import openvino_runtime
+        else:  # Triton's stub: the version folder is on sys.path
+            import openvino_runtime
+        compiled = openvino_runtime.create_compiled(folder / openvino_file(config), settings)
+        return openvino_runtime.compiled_runner(compiled, settings.input_name, settings.output_names)
+    return session_runner(create_session(folder / onnx_file(config), settings), settings)
 
 
 def spinning_allowed(intra_op_threads: int, instances: int) -> bool:

@@ -130,7 +130,7 @@ def test_instances_and_threads_are_serving_options(tiny_graph):
     gpu = text_format.Parse(render_config(signature, ServingOptions("stanet", "tensorrt", "gpu", 8, "fp16", instances=3)),
                             model_config_pb2.ModelConfig())
     assert [g.count for g in gpu.instance_group] == [3]
-    with pytest.raises(ExportError, match="--intra-op-threads applies to --target python only"):
+    with pytest.raises(ExportError, match="--intra-op-threads applies to --target python and openvino only"):
         check_options(ServingOptions("stanet", "onnxruntime", "cpu", 8, "fp32", intra_op_threads=2))
     with pytest.raises(ExportError, match="--instances must be >= 1"):
         check_options(ServingOptions("stanet", "python", "cpu", 8, "fp32", instances=-1))

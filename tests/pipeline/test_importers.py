@@ -270,7 +270,9 @@ def _thumos14(root: Path) -> Path:
         "video_validation_0000099 1.0 2.0\n")   # no such video: skipped and counted
     (notes / "CliffDiving_val.txt").write_text("video_validation_0000052 0.2 0.3\nvideo_validation_0000053 0.0 0.04\n"
                                                "video_validation_0000054 0.5 0.9\n")
-    (notes / "BaseballPitch_test.txt").write_text("video_test_0000004 0.0 0.1\nvideo_test_0000005 0.0 0.1\n")
+    (notes / "BaseballPitch_test.txt").write_text("video_test_0000004 0.0 0.1\nvideo_test_0000005 0.0 0.1\n"
+                                                  "video_test_0000004 0.05 0.15\n")  # overlaps the first: merged
+    (notes / "CliffDiving_test.txt").write_text("video_test_0000004 0.2 0.3\n")
     (notes / "Ambiguous_val.txt").write_text("video_validation_0000051 1.2 1.5\n")
     return root
 
@@ -280,9 +282,8 @@ def test_thumos14_seconds_become_frames_at_each_videos_real_frame_rate(tmp_path:
     report, dataset = _import(root / "videos", tmp_path / "thumos", "thumos14", annotations=(root / "annotations",),
                               val_fraction=0.5, seed=0)
     assert dataset.class_names == ("BaseballPitch", "CliffDiving")
-    found = sorted((r.label, r.video.name, r.interval) for r in dataset.records)
+    found = sorted((r.label, r.video.name, r.interval) for r in dataset.records if not r.untrimmed)
     assert found == [
-        ("BaseballPitch", "video_test_0000004.mp4", (0, 3)),         # 30 fps: frames 0..3 lie in [0, 0.1] s
         ("BaseballPitch", "video_validation_0000051.mp4", (4, 12)),  # 10 fps: ceil(3.5)..floor(12.0)
         ("BaseballPitch", "video_validation_0000051.mp4", (15, 19)),  # end at the video's end: last frame
         ("BaseballPitch", "video_validation_0000052.mp4", (3, 15)),  # 30 fps (at an assumed 25: 3..12)
@@ -290,7 +291,13 @@ def test_thumos14_seconds_become_frames_at_each_videos_real_frame_rate(tmp_path:
         ("CliffDiving", "video_validation_0000053.mp4", (0, 0)),     # shorter than a frame: the nearest frame
         ("CliffDiving", "video_validation_0000054.mp4", (5, 9)),
     ]
-    assert report["notes"] == ["ignored 1 segment(s) labelled Ambiguous"]
+    # A test video is one untrimmed record holding all its instances (30 fps: frames 0..3 lie in [0, 0.1] s;
+    # the overlapping 0.05-0.15 s instance of the same class merged into it).
+    (test,) = [r for r in dataset.records if r.untrimmed]
+    assert (test.video.name, test.split) == ("video_test_0000004.mp4", "test")
+    assert [(s.label, s.first, s.last) for s in test.segments] == [("BaseballPitch", 0, 4), ("CliffDiving", 6, 9)]
+    assert report["notes"] == ["ignored 1 segment(s) labelled Ambiguous",
+                               "merged 1 overlapping test instance(s) of the same class and video"]
     assert sorted(s["video"] for s in report["skipped"]) == ["test/video_test_0000005.mp4", "video_validation_0000099"]
     # Instances of one video stay in one split, even across classes (video 52); each class keeps a train and a
     # val video.

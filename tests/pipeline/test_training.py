@@ -191,3 +191,19 @@ def test_regularizers_start_late_ramp_in_and_gate_model_selection():
     assert selectable(plain, 1)  # nothing to wait for without regularizers
     immediate = TrainConfig(loss=LossWeights(mask_area=0.1))
     assert warmed_up(immediate, 0.0).mask_area == 0.1 and selectable(immediate, 1)
+
+
+@pytest.mark.parametrize("schedule", [
+    ["train.lr_schedule=cosine", "train.lr_warmup_epochs=1", "train.regularizer_start=learning",
+     "train.learning_threshold=0.05", "train.loss.mask_area=0.1"],
+    ["train.plateau_after_learning=true", "train.lr_patience=0"],
+], ids=["cosine+learning-start", "plateau-after-learning"])
+def test_schedules_train_and_lower_the_loss(tiny_dataset, tmp_path, schedule):
+    run = tmp_path / "run"
+    assert run_train(tiny_dataset, run, *tiny_overrides(4, *schedule)) == 0
+    records = history(run)
+    losses = [h["train"]["ce"] for h in records]
+    assert losses[-1] < losses[0] - 0.02, losses
+    if "train.lr_schedule=cosine" in schedule:
+        rates = [h["lr"] for h in records]
+        assert rates[-1] < rates[1], rates  # annealing

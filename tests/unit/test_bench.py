@@ -105,3 +105,40 @@ def test_colour_clips_are_videos_whose_class_is_the_actors_colour(tmp_path):
         assert nearest == name, (name, actor)
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "src")])  # not empty: refused
+
+
+def _openvino_report(int8_served=True):
+    report = _report()
+    report.update({
+        "openvino_models": {"fp32": "stanet_ov_fp32", "bf16": "stanet_ov_bf16",
+                            "int8": "stanet_ov_int8" if int8_served else None},
+        "openvino_refused": {} if int8_served else {"int8": "OpenVINO int8 drift gate failed"},
+        "torch_bf16": [_point(30, 33, batch=1)],
+        "openvino_bf16": [_point(100, 10, batch=1), _point(110, 36, batch=4)],
+        "triton_ov_bf16": [_point(95, 11.5, concurrency=1), _point(104, 19, concurrency=2)],
+        "triton_ov_int8": [_point(150, 7, concurrency=1)] if int8_served else [],
+        "openvino_bf16_ceiling_gflops": 200.0, "openvino_fp32_ceiling_gflops": 100.0,
+        "server_rss_mb": {"stanet": 250.0, "stanet_ov_bf16": 310.0},
+    })
+    report["achieved_gflops"].update({"triton_ov_bf16": 104.0, "openvino_bf16": 110.0, "torch_bf16": 30.0})
+    return report
+
+
+def test_the_openvino_targets_are_ratios_of_the_same_run():
+    results = {t["target"]: t for t in targets(_openvino_report())}
+    assert results["ov_bf16_vs_ort"]["value"] == pytest.approx(104 / 45, abs=1e-3) and results["ov_bf16_vs_ort"]["passed"]
+    assert results["ov_bf16_vs_torch"]["value"] == pytest.approx(104 / 12, abs=1e-3)
+    assert results["ov_bf16_vs_torch_bf16"]["value"] == pytest.approx(104 / 30, abs=1e-3)
+    assert results["ov_int8_vs_ort"]["value"] == pytest.approx(150 / 45, abs=1e-3) and results["ov_int8_vs_ort"]["passed"]
+    assert results["ov_served_vs_in_process"]["value"] == pytest.approx(104 / 110, abs=1e-3)
+    assert results["ov_latency_overhead"]["value"] == pytest.approx(1.5) and results["ov_latency_overhead"]["passed"]
+    assert results["ov_bf16_ceiling"]["value"] == pytest.approx(104 / 200, abs=1e-3)
+    assert not results["ov_bf16_ceiling"]["passed"]
+    refused = {t["target"]: t for t in targets(_openvino_report(int8_served=False))}
+    assert not refused["ov_int8_vs_ort"]["passed"]  # not served (its gate refused it): not a pass
+    report = _openvino_report(int8_served=False)
+    report["targets"] = targets(report)
+    text = render(report)
+    assert "triton_ov_int8: not measured (OpenVINO int8 drift gate failed)" in text
+    assert "OpenVINO ceilings: fp32 100 GFLOP/s, bf16 200 GFLOP/s" in text
+    assert "stanet_ov_bf16 310 MB" in text and "torch_bf16       b1" in text

@@ -21,6 +21,7 @@ from export.clips import random_clips
 from export.parity import run_onnx
 from serving.python_backend import stanet_backend
 from stanet.constants import (
+    OPENVINO_BACKEND_FILE,
     INPUT_CLIP,
     ONNX_FILE,
     OUTPUT_PROBABILITIES,
@@ -136,11 +137,13 @@ def test_model_py_answers_each_request_in_order(python_model_dir, monkeypatch):
     assert [len(t.array) for t in responses[2].output_tensors] == [1, 1, 1]
 
 
-def test_backend_files_need_only_numpy_and_onnxruntime():
-    allowed = set(sys.stdlib_module_names) | {"numpy", "onnxruntime", "triton_python_backend_utils", "stanet_backend"}
-    for name in pipeline.PYTHON_BACKEND_FILES:
+def test_backend_files_need_only_numpy_onnxruntime_and_openvino():
+    allowed = set(sys.stdlib_module_names) | {"numpy", "onnxruntime", "openvino", "triton_python_backend_utils",
+                                              "stanet_backend", "openvino_runtime"}
+    for name in (*pipeline.PYTHON_BACKEND_FILES, OPENVINO_BACKEND_FILE):
         tree = ast.parse((pipeline.PYTHON_BACKEND_DIR / name).read_text())
         imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                     for alias in node.names}
-        imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                     if node.level == 0}  # `from . import openvino_runtime`: the file beside it
         assert imported <= allowed, (name, imported - allowed)

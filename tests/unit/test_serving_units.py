@@ -284,7 +284,8 @@ def test_overlay_folders_are_named_by_video_and_never_collide(tmp_path):
 def test_the_serving_side_never_imports_torch():
     code = ("import sys; import serving.client, serving.infer_cli, serving.serve_cli, serving.server, "
             "serving.render, serving.triton_env, serving.repository_check, serving.procfs, serving.tools.soak, "
-            "serving.tools.cancel_race; "
+            "serving.tools.cancel_race, serving.timeline, serving.timeline_cli, serving.timeline_render, "
+            "stanet.timeline.pipeline, stanet.timeline.map; "
             "from serving.infer_cli import parse_args; parse_args(['x.mp4']); "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'training', 'export')); "
             "assert not bad, bad")

@@ -183,7 +183,8 @@ def extract_features(data_dir: str | Path, cache_dir: str | Path, model: Attenti
     started = time.monotonic()
     cache_dir = Path(cache_dir)
     dataset = load_dataset(data_dir)
-    records = [record for record in dataset.records if record.split in options.splits]
+    # Untrimmed records (segments) are not clips of one label: a feature cache holds trimmed clips only.
+    records = [record for record in dataset.records if record.split in options.splits and not record.untrimmed]
     if not records:
         raise FeatureCacheError(f"{data_dir} has no clips in the splits {list(options.splits)}")
     device = select_device(options.device)

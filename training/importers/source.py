@@ -30,6 +30,8 @@ class SourceClip:
             which may hold instances of several classes, is one group across them.
         interval: (first, last) action frames, inclusive, 0-based, or None.
         boxes: frame index -> (x1, y1, x2, y2) in pixels, or None.
+        segments: an untrimmed record's (label, first, last) action instances (`label` then names only
+            the group's class for the split draw and is not written), or None for a trimmed clip.
     """
 
     video: PurePosixPath
@@ -38,6 +40,7 @@ class SourceClip:
     group: str
     interval: tuple[int, int] | None = None
     boxes: dict[int, tuple[float, float, float, float]] | None = None
+    segments: tuple[tuple[str, int, int], ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,10 @@ Mapping onto the format:
   label and three intervals (the format holds one interval per record; a video may also hold instances of
   two classes). The group is the video, so its instances never straddle train and val.
 - The validation videos' instances are the train split (THUMOS14 has no other untrimmed training data with
-  temporal labels; the paper's code trains on them too), the test videos' instances the test split.
+  temporal labels; the paper's code trains on them too).
+- **A test video is one untrimmed record** holding all its instances (`segments`), what `stanet evaluate
+  --timeline` scores with the THUMOS14 protocol; overlapping instances of one class (the official files have
+  a few) are merged into one, and counted in the notes.
 - `Ambiguous_*.txt` (segments the annotators could not label) is not a class: it is counted and ignored.
 - Seconds -> frames with the video's real frame rate (probed with PyAV): the interval holds the frames whose
   timestamp i / fps lies in [start, end], i.e. first = ceil(start * fps), last = floor(end * fps). An
@@ -81,8 +84,34 @@ def read(source: Path, annotations: Sequence[Path], split: int, prober: VideoPro
             except ValueError as exc:
                 raise DatasetFormatError(path, f"{name} {start:g}-{end:g} s: {exc}", line=line) from None
             clips.append(SourceClip(video=video, label=label, split=split_name, group=name, interval=interval))
-    notes = (f"ignored {ignored} segment(s) labelled {'/'.join(IGNORED_LABELS)}",) if ignored else ()
+    clips, merged = _untrimmed_test_records(clips)
+    notes = ((f"ignored {ignored} segment(s) labelled {'/'.join(IGNORED_LABELS)}",) if ignored else ()) + (
+        (f"merged {merged} overlapping test instance(s) of the same class and video",) if merged else ())
     return SourceDataset(class_names=class_names, clips=tuple(clips), notes=notes)
+
+
+def _untrimmed_test_records(clips: list[SourceClip]) -> tuple[list[SourceClip], int]:
+    """The train clips as they are, then one untrimmed SourceClip per test video (its instances sorted by
+    first frame, overlapping ones of a class merged); the number of instances merged away."""
+    kept = [clip for clip in clips if clip.split != "test"]
+    by_video: dict[PurePosixPath, list[SourceClip]] = {}
+    for clip in clips:
+        if clip.split == "test":
+            by_video.setdefault(clip.video, []).append(clip)
+    merged = 0
+    for video, instances in by_video.items():
+        segments: list[list] = []
+        for clip in sorted(instances, key=lambda c: (c.label, c.interval)):
+            first, last = clip.interval
+            if segments and segments[-1][0] == clip.label and first <= segments[-1][2]:
+                segments[-1][2] = max(segments[-1][2], last)
+                merged += 1
+            else:
+                segments.append([clip.label, first, last])
+        ordered = tuple(sorted((tuple(s) for s in segments), key=lambda s: (s[1], s[2], s[0])))
+        kept.append(SourceClip(video=video, label=ordered[0][0], split="test", group=instances[0].group,
+                               segments=ordered))
+    return kept, merged
 
 
 def _parse_line(path: Path, line: int, fields: list[str]) -> tuple[str, float, float]:

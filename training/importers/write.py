@@ -30,6 +30,9 @@ IMPORT_OUTPUT = OutputKind(marker=IMPORT_REPORT_FILE, what="an imported dataset"
 
 def record_of(clip: SourceClip) -> dict[str, Any]:
     """The annotations.jsonl record of one imported clip."""
+    if clip.segments is not None:  # an untrimmed video: all its instances, no single label
+        return {"video": f"{IMPORTED_VIDEOS_DIR}/{clip.video}", "split": clip.split,
+                "segments": [{"label": label, "interval": [first, last]} for label, first, last in clip.segments]}
     record: dict[str, Any] = {"video": f"{IMPORTED_VIDEOS_DIR}/{clip.video}", "label": clip.label,
                               "split": clip.split}
     if clip.interval is not None:

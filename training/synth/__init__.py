@@ -8,6 +8,7 @@ and its acting frames (when) to tell the class.
     trajectories.py   class shapes, placement, the actor's idle-act-idle track, look-alikes' wandering
     background.py     gradient, flat or texture background, clutter, the panning camera
     render.py         render_clip: one clip's frames and ground truth, no encoding
+    untrimmed.py      render_untrimmed: a long video with several actions and idle gaps (`--untrimmed`)
     generate.py       generate_dataset and the CLI: `stanet data synth --out DIR` (or `python -m training.synth`);
                       write_generated_dataset, the writer every generator shares (training.puppets too)
     colour_clips.py   another set, whose class is the actor's colour: the INT8 benchmark's fixture

@@ -8,6 +8,7 @@ from typing import Any, Self
 
 from stanet.config import from_known_fields
 from stanet.constants import SPLITS
+from training.synth.trajectories import ACTION_LENGTH
 
 # Values a difficulty fills in for the fields left as None; an explicit value always wins.
 DIFFICULTY_PRESETS: dict[str, dict[str, Any]] = {
@@ -89,6 +90,13 @@ class SynthConfig(GeneratedDatasetConfig):
             apart, and gives the class. `distractor_similarity` is ignored then.
         actor_scale: the actor's side as a fraction of the frame side (rounded to an odd number of pixels,
             at least 3); distractors take the same size.
+        untrimmed_train, untrimmed_val, untrimmed_test: untrimmed videos per split (`--untrimmed`;
+            training.synth.untrimmed), written beside the trimmed clips; 0 = none.
+        untrimmed_seconds: length of every untrimmed video, in seconds at `fps`.
+        untrimmed_min_actions, untrimmed_max_actions: actions per untrimmed video, drawn uniformly; each is
+            as long as a trimmed clip's action.
+        untrimmed_min_gap: the shortest idle gap before, between and after the actions, in trimmed clip
+            lengths (`num_frames`): 1.0 leaves room for a whole background window in every gap.
     """
 
     seed: int = 0
@@ -109,6 +117,13 @@ class SynthConfig(GeneratedDatasetConfig):
     pan: float = 0.0
     distractor_look: str = "other"
     actor_scale: float = 1 / 6  # 2 * round(frame_size / 12) + 1 pixels, the size before this option
+    untrimmed_train: int = 0
+    untrimmed_val: int = 0
+    untrimmed_test: int = 0
+    untrimmed_seconds: float = 30.0
+    untrimmed_min_actions: int = 1
+    untrimmed_max_actions: int = 4
+    untrimmed_min_gap: float = 1.0
 
     def __post_init__(self) -> None:
         if self.difficulty not in DIFFICULTY_PRESETS:
@@ -137,5 +152,31 @@ class SynthConfig(GeneratedDatasetConfig):
         if not ACTOR_SCALE_RANGE[0] <= self.actor_scale <= ACTOR_SCALE_RANGE[1]:
             problems.append(f"actor_scale must be in [{ACTOR_SCALE_RANGE[0]}, {ACTOR_SCALE_RANGE[1]}] (a fraction "
                             f"of the frame side), got {self.actor_scale}")
+        problems += self._untrimmed_problems()
         if problems:
             raise ValueError("invalid SynthConfig: " + "; ".join(problems))
+
+    @property
+    def untrimmed_per_split(self) -> dict[str, int]:
+        return {split: getattr(self, f"untrimmed_{split}") for split in SPLITS}
+
+    def _untrimmed_problems(self) -> list[str]:
+        problems = [f"untrimmed_{split} must be >= 0, got {count}"
+                    for split, count in self.untrimmed_per_split.items() if count < 0]
+        if not 1 <= self.untrimmed_min_actions <= self.untrimmed_max_actions:
+            problems.append(f"untrimmed actions must satisfy 1 <= min <= max, got min {self.untrimmed_min_actions}, "
+                            f"max {self.untrimmed_max_actions}")
+        if self.untrimmed_min_gap < 0:
+            problems.append(f"untrimmed_min_gap must be >= 0, got {self.untrimmed_min_gap}")
+        if problems or not any(self.untrimmed_per_split.values()):
+            return problems
+        frames = int(round(self.untrimmed_seconds * self.fps))
+        longest = max(2, int(round(ACTION_LENGTH[1] * self.num_frames)))
+        gap = int(round(self.untrimmed_min_gap * self.num_frames))
+        needed = self.untrimmed_max_actions * longest + (self.untrimmed_max_actions + 1) * gap
+        if frames < needed:
+            problems.append(f"untrimmed_seconds={self.untrimmed_seconds:g} gives {frames} frames at {self.fps} fps, "
+                            f"expected at least {needed} ({self.untrimmed_max_actions} actions of up to {longest} "
+                            f"frames and gaps of {gap}): make the videos longer, or lower untrimmed_max_actions "
+                            f"or untrimmed_min_gap")
+        return problems

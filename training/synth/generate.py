@@ -6,6 +6,7 @@ Layout of DIR::
     classes.txt, annotations.jsonl      # the dataset format (stanet.dataset_format), boxes for every frame
     synth_config.json                   # the SynthConfig that made it: same config, same bytes of annotations
     videos/<split>/<NNNNN>_<class>.mp4
+    videos/<split>/untrimmed_<NNNNN>.mp4  # with --untrimmed: long videos, one record each with its segments
 
 The directory is built beside DIR as DIR.tmp-<pid> and renamed into place, so DIR is either absent, the old
 dataset, or the complete new one.
@@ -33,6 +34,11 @@ from training.synth.config import (ACTOR_SCALE_RANGE, BACKGROUNDS, DIFFICULTY_PR
                                    SynthConfig)
 from training.synth.render import render_clip
 from training.synth.trajectories import CLASS_NAMES
+from training.synth.untrimmed import render_untrimmed
+
+# What --untrimmed asks for when the counts are not given: untrimmed videos per split.
+UNTRIMMED_DEFAULTS = {"train": 60, "val": 10, "test": 20}
+UNTRIMMED_STREAM = 1  # untrimmed video i of split s draws from default_rng([seed, s, i, UNTRIMMED_STREAM])
 
 SYNTH_CONFIG_FILE = "synth_config.json"
 SYNTH_OUTPUT = OutputKind(marker=SYNTH_CONFIG_FILE, what="a synthetic dataset", command="stanet data synth")
@@ -99,17 +105,43 @@ def generate_dataset(
         FileExistsError: `out_dir` is a file, or a non-empty directory and `overwrite` is not set.
     """
     return write_generated_dataset(out_dir, config, CLASS_NAMES, lambda name, rng: render_clip(name, rng, config),
-                                   SYNTH_OUTPUT, progress=progress, overwrite=overwrite)
+                                   SYNTH_OUTPUT, progress=progress, overwrite=overwrite,
+                                   extra_records=lambda staging: write_untrimmed(staging, config, progress))
+
+
+def untrimmed_rng(config: SynthConfig, split: str, index: int) -> np.random.Generator:
+    """The generator of untrimmed video `index` of `split` (a stream apart from the trimmed clips')."""
+    return np.random.default_rng([config.seed, SPLITS.index(split), index, UNTRIMMED_STREAM])
+
+
+def untrimmed_annotation(video: str, split: str, rendered) -> dict[str, Any]:
+    """The annotations.jsonl record of one untrimmed video: its segments and the actor's box on every frame."""
+    return {"video": video, "split": split,
+            "segments": [{"label": name, "interval": [first, last]} for name, first, last in rendered.segments],
+            "boxes": {str(t): [int(v) for v in box] for t, box in enumerate(rendered.boxes)}}
+
+
+def write_untrimmed(staging: Path, config: SynthConfig, progress: bool) -> list[dict[str, Any]]:
+    """Render and encode `config`'s untrimmed videos under `staging`; their records."""
+    jobs = [(split, index) for split in SPLITS for index in range(config.untrimmed_per_split[split])]
+    records = []
+    for split, index in tqdm(jobs, desc="untrimmed", unit="video", disable=not progress or not jobs):
+        rendered = render_untrimmed(untrimmed_rng(config, split, index), config)
+        video = f"videos/{split}/untrimmed_{index:05d}.mp4"
+        write_video(staging / video, rendered.frames, config.fps, crf=config.crf)
+        records.append(untrimmed_annotation(video, split, rendered))
+    return records
 
 
 def write_generated_dataset(
     out_dir: str | Path, config: GeneratorConfig, class_names: Sequence[str],
     render: Callable[[str, np.random.Generator], RenderedGroundTruth], kind: OutputKind, *, progress: bool,
-    overwrite: bool,
+    overwrite: bool, extra_records: Callable[[Path], list[dict[str, Any]]] | None = None,
 ) -> Path:
     """The dataset directory of any seeded generator: clip i of split s is `render(class, clip_rng(config, s,
     i))` with classes round-robin, written as videos + classes.txt + annotations.jsonl + `kind.marker` (the
-    config as JSON), staged beside `out_dir` and moved into place (see `generate_dataset`)."""
+    config as JSON), staged beside `out_dir` and moved into place (see `generate_dataset`). `extra_records`
+    writes more videos into the staging directory and returns their records (after the clips')."""
     out_dir = Path(out_dir)
     check_target(out_dir, overwrite, kind)
     staging = staging_dir(out_dir)
@@ -122,6 +154,8 @@ def write_generated_dataset(
             video = f"videos/{split}/{index:05d}_{class_name}.mp4"
             write_video(staging / video, clip.frames, config.fps, crf=config.crf)
             records.append(annotation(video, class_name, split, clip))
+        if extra_records is not None:
+            records += extra_records(staging)
         write_dataset(staging, class_names, records)
         (staging / kind.marker).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
         move_into_place(staging, out_dir, overwrite, kind)
@@ -204,9 +238,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--actor-scale", type=float,
                         help=f"the actor's side as a fraction of the frame, in [{ACTOR_SCALE_RANGE[0]}, "
                              f"{ACTOR_SCALE_RANGE[1]}] (default {default.actor_scale:.3f})")
-    return parser.parse_args(argv)
+    untrimmed = parser.add_argument_group(
+        "untrimmed videos", "long videos holding several actions with idle gaps, written beside the trimmed "
+        "clips (records with 'segments'; docs/datasets.md, 'Untrimmed videos')")
+    untrimmed.add_argument("--untrimmed", action="store_true",
+                           help="also write untrimmed videos (default counts per split: "
+                                f"{', '.join(f'{k} {v}' for k, v in UNTRIMMED_DEFAULTS.items())})")
+    for split in SPLITS:
+        untrimmed.add_argument(f"--untrimmed-{split}", type=int, help=f"untrimmed {split} videos")
+    untrimmed.add_argument("--untrimmed-seconds", type=float,
+                           help=f"length of each untrimmed video (default {default.untrimmed_seconds:g})")
+    untrimmed.add_argument("--untrimmed-min-actions", type=int,
+                           help=f"fewest actions per video (default {default.untrimmed_min_actions})")
+    untrimmed.add_argument("--untrimmed-max-actions", type=int,
+                           help=f"most actions per video (default {default.untrimmed_max_actions})")
+    untrimmed.add_argument("--untrimmed-min-gap", type=float,
+                           help=f"shortest idle gap around each action, in clip lengths (--num-frames) "
+                                f"(default {default.untrimmed_min_gap:g})")
+    args = parser.parse_args(argv)
+    if args.untrimmed:
+        for split, count in UNTRIMMED_DEFAULTS.items():
+            if getattr(args, f"untrimmed_{split}") is None:
+                setattr(args, f"untrimmed_{split}", count)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_generator(SYNTH_OUTPUT.command, parse_args(argv), SynthConfig, generate_dataset,
-                         lambda c: f"clips ({len(CLASS_NAMES)} classes, difficulty {c.difficulty})")
+    return run_generator(SYNTH_OUTPUT.command, parse_args(argv), SynthConfig, generate_dataset, _summary)
+
+
+def _summary(config: SynthConfig) -> str:
+    untrimmed = sum(config.untrimmed_per_split.values())
+    return (f"clips ({len(CLASS_NAMES)} classes, difficulty {config.difficulty})"
+            + (f" and {untrimmed} untrimmed videos of {config.untrimmed_seconds:g} s" if untrimmed else ""))

@@ -108,35 +108,9 @@ def render_clip(class_name: str, rng: np.random.Generator, config: SynthConfig) 
     background = render_background(rng, config, np.vstack([actor_color, DISTRACTOR_COLORS]))  # (N, H, W, 3)
 
     idle_sprite, acting_sprite = actor_sprites(sprite_size)
-    distractors = []  # (sprite per frame, colour, (N, 2) centres)
-    for _ in range(config.num_distractors):
-        if config.distractor_look == "actor":
-            distractors.append(lookalike_distractor(rng, config, (idle_sprite, acting_sprite), actor_color))
-            continue
-        sprite = distractor_sprite(DISTRACTOR_KINDS[rng.integers(len(DISTRACTOR_KINDS))], sprite_size, rng)
-        base = DISTRACTOR_COLORS[rng.integers(len(DISTRACTOR_COLORS))] * rng.uniform(0.85, 1.0)
-        color = (1 - config.distractor_similarity) * base + config.distractor_similarity * actor_color
-        shape = CLASS_NAMES[rng.integers(len(CLASS_NAMES))]  # class-like motion, all clip long
-        centres = np.rint(place_path(shape, N, rng, S, half, cycles=rng.uniform(1.0, 2.5))).astype(np.int64)
-        distractors.append(([sprite] * N, color, centres))
-
-    frames = np.empty((N, S, S, 3), dtype=np.float32)
-    actor_masks = np.empty((N, S, S), dtype=bool)
-    distractor_masks = np.zeros((N, S, S), dtype=bool)
-    for t in range(N):
-        frames[t] = background[t]
-        for sprites, color, centres in distractors:
-            mask = place_sprite(sprites[t], *centres[t], S)
-            frames[t][mask] = color
-            distractor_masks[t] |= mask
-        actor = place_sprite(acting_sprite if track.acting[t] else idle_sprite, *track.centres[t], S)
-        frames[t][actor] = actor_color  # last: the actor is never hidden
-        actor_masks[t] = actor
-    distractor_masks &= ~actor_masks
-
-    if config.noise > 0:
-        frames += rng.standard_normal(frames.shape, dtype=np.float32) * np.float32(config.noise)
-    frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)  # (N, H, W, 3)
+    distractors = make_distractors(rng, config, (idle_sprite, acting_sprite), actor_color, N)
+    frames, actor_masks, distractor_masks = draw_frames(rng, config, background, distractors, track.centres,
+                                                        track.acting, (idle_sprite, acting_sprite), actor_color)
     return RenderedClip(
         frames=frames,
         boxes=tight_boxes(actor_masks),
@@ -146,6 +120,57 @@ def render_clip(class_name: str, rng: np.random.Generator, config: SynthConfig) 
         distractor_masks=distractor_masks,
         actor_color=actor_color,
     )
+
+
+Distractor = tuple[list[np.ndarray], np.ndarray, np.ndarray]  # (sprite per frame, colour, (N, 2) centres)
+
+
+def make_distractors(rng: np.random.Generator, config: SynthConfig, sprites: tuple[np.ndarray, np.ndarray],
+                     actor_color: np.ndarray, num_frames: int, *, cycles_scale: float = 1.0) -> list[Distractor]:
+    """`config.num_distractors` distractors over `num_frames` frames: class-like paths traversed 1 to 2.5
+    times per `num_frames` / `cycles_scale` frames (a long video keeps a clip's speed), or look-alikes."""
+    S = config.frame_size
+    half = sprites[0].shape[0] // 2
+    distractors = []
+    for _ in range(config.num_distractors):
+        if config.distractor_look == "actor":
+            distractors.append(lookalike_distractor(rng, config, sprites, actor_color))
+            continue
+        sprite = distractor_sprite(DISTRACTOR_KINDS[rng.integers(len(DISTRACTOR_KINDS))], sprites[0].shape[0], rng)
+        base = DISTRACTOR_COLORS[rng.integers(len(DISTRACTOR_COLORS))] * rng.uniform(0.85, 1.0)
+        color = (1 - config.distractor_similarity) * base + config.distractor_similarity * actor_color
+        shape = CLASS_NAMES[rng.integers(len(CLASS_NAMES))]  # class-like motion, all clip long
+        cycles = rng.uniform(1.0, 2.5) * cycles_scale
+        centres = np.rint(place_path(shape, num_frames, rng, S, half, cycles=cycles)).astype(np.int64)
+        distractors.append(([sprite] * num_frames, color, centres))
+    return distractors
+
+
+def draw_frames(rng: np.random.Generator, config: SynthConfig, background: np.ndarray,
+                distractors: list[Distractor], centres: np.ndarray, acting: np.ndarray,
+                sprites: tuple[np.ndarray, np.ndarray], actor_color: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frames uint8 (N, H, W, 3), actor masks (N, H, W), visible distractor masks (N, H, W)): the background,
+    the distractors, then the actor (idle or acting sprite) on top, then noise."""
+    N, S = len(centres), config.frame_size
+    idle_sprite, acting_sprite = sprites
+    frames = np.empty((N, S, S, 3), dtype=np.float32)
+    actor_masks = np.empty((N, S, S), dtype=bool)
+    distractor_masks = np.zeros((N, S, S), dtype=bool)
+    for t in range(N):
+        frames[t] = background[t]
+        for frame_sprites, color, path in distractors:
+            mask = place_sprite(frame_sprites[t], *path[t], S)
+            frames[t][mask] = color
+            distractor_masks[t] |= mask
+        actor = place_sprite(acting_sprite if acting[t] else idle_sprite, *centres[t], S)
+        frames[t][actor] = actor_color  # last: the actor is never hidden
+        actor_masks[t] = actor
+    distractor_masks &= ~actor_masks
+
+    if config.noise > 0:
+        frames += rng.standard_normal(frames.shape, dtype=np.float32) * np.float32(config.noise)
+    return np.clip(np.rint(frames), 0, 255).astype(np.uint8), actor_masks, distractor_masks  # (N, H, W, 3)
 
 
 def lookalike_distractor(rng: np.random.Generator, config: SynthConfig, sprites: tuple[np.ndarray, np.ndarray],
