@@ -2,8 +2,10 @@
 process, (b) onnxruntime in process, (c) the embedded Triton over gRPC, (d) INT8 through Triton; with the
 model's FLOPs per clip and this machine's fp32 ceiling measured in the same run. OpenVINO beside them (unless
 --no-openvino): (a') PyTorch eager under bf16 autocast, (b') OpenVINO in process at fp32 / bf16 / int8, and the
-same three served by the embedded Triton's python backend, with OpenVINO's fp32 and bf16 ceilings. Writes report.json and
-latency_vs_throughput.png to --output and prints the table, the ratios and the targets.
+same three served by the embedded Triton's python backend, with OpenVINO's fp32 and bf16 ceilings. Then the relay
+of `stanet serve` against direct calls to the same Triton (bench/relay_cost.py; `--relay-only` measures just
+that). Writes report.json and latency_vs_throughput.png to --output and prints the table, the ratios and the
+targets.
 
 With --url it measures models already served by any Triton instead (a GPU server with the TensorRT plan and
 onnxruntime + TensorRT models, say): a batch x concurrency sweep per model, no in-process contenders.
@@ -39,6 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--intra-op-threads", type=int, default=0,
                         help="onnxruntime threads per Triton instance (default: every core, shared by the instances)")
     parser.add_argument("--label", default="model", help="name of this model in the report")
+    parser.add_argument("--relay-only", action="store_true",
+                        help="only the relay-vs-direct comparison (concurrency 1 and --relay-concurrency)")
+    parser.add_argument("--relay-concurrency", type=int, default=4, help="the loaded relay point (default: 4)")
+    parser.add_argument("--relay-rounds", type=int, default=2, help="alternating relay/direct rounds (default: 2)")
     parser.add_argument("--no-openvino", action="store_true",
                         help="leave out the bf16 / OpenVINO variants (a'), (b') and their served models")
     parser.add_argument("--url", help="measure a running Triton at HOST:PORT (gRPC) instead of starting one")
@@ -63,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.flops import flops_per_clip
     from bench.openvino_variants import export_openvino, measure_openvino_in_process
+    from bench.relay_cost import relay_vs_direct, render as render_relay
     from bench.report import VARIANTS, best, plot, render, targets
     from bench.served import model_rss_mb
     from bench.runners import fp32_ceiling_gflops, onnxruntime_session, timed_loop, torch_eager
@@ -88,6 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     serving = {"instances": args.instances, "intra_op_threads": args.intra_op_threads}
     export_model(ExportRequest(checkpoint=args.checkpoint, repository=repository, target="python", **serving),
                  log=quiet)
+    checkpoint = load_checkpoint(args.checkpoint)
+    clips = dataset_clips(args.data, ("test", "val"), checkpoint.model_config, checkpoint.class_names, limit=32).clips
+    relay = lambda: relay_vs_direct(  # noqa: E731
+        repository, clips, seconds=args.seconds, loaded=args.relay_concurrency, rounds=args.relay_rounds)
+    if args.relay_only:
+        result = {"label": args.label, "relay_vs_direct": relay()}
+        (args.output / "report.json").write_text(json.dumps(result, indent=1) + "\n")
+        print(render_relay(result["relay_vs_direct"]))
+        return 0
     try:
         int8 = export_model(ExportRequest(checkpoint=args.checkpoint, repository=repository, target="python",
                                           name="stanet_int8", precision="int8", calibration=args.data, **serving),
@@ -96,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stanet bench: {exc}; (d) is not measured", flush=True)
         int8 = {"int8": {"passed": False, "error": str(exc)}}
     openvino_models = {} if args.no_openvino else export_openvino(args, repository, serving, quiet)
-    checkpoint = load_checkpoint(args.checkpoint)
     module, _ = serving_module(checkpoint.build_model())
-    clips = dataset_clips(args.data, ("test", "val"), checkpoint.model_config, checkpoint.class_names, limit=32).clips
     flops = flops_per_clip(module, torch.from_numpy(clips[:1]))
     print(f"stanet bench: {args.label}: {flops / 1e9:.3f} GFLOP per clip; {threads} threads", flush=True)
     report = {"openvino_models": openvino_models, "label": args.label, "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
@@ -131,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             report[f"{key}_open_loop"] = load_point(endpoint, model, clips, rate=rate, seconds=args.seconds)
             print(f"stanet bench: {key} done", flush=True)
         report["server_peak_rss_mb"] = memory_mb([server.pid, *server.stub_pids()], "VmHWM")
+    report["relay_vs_direct"] = relay()
     report["client_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     report["achieved_gflops"] = {key: best(report[key])["clips_per_s"] * flops / 1e9
                                  for key, _ in VARIANTS if report.get(key)}
@@ -138,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.output / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     plot(report, args.output / "latency_vs_throughput.png")
     print(render(report))
+    print(render_relay(report["relay_vs_direct"]))
     return 0
 
 

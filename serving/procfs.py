@@ -1,5 +1,6 @@
-"""Processes read from /proc (Linux): the server's python-backend stubs, the memory and CPU time the soak, the
-benchmark and the reliability tests report, and the TCP ports a process listens on."""
+"""Processes read from /proc (Linux): the server's python-backend stubs (by parent or by command line), the
+memory and CPU time the soak, the benchmark and the reliability tests report, and the TCP ports a process
+listens on."""
 
 from __future__ import annotations
 
@@ -45,6 +46,21 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / TICKS
+
+
+def pids_with_command(matches) -> list[int]:
+    """Processes, not zombies, whose raw command line (arguments separated by NUL bytes) `matches(command)`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            if matches(command) and stat_fields(int(entry.name))[0] != "Z":
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 def live_children(parent: int, command_contains: bytes) -> list[int]:

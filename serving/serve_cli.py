@@ -1,7 +1,9 @@
 """`stanet serve`: the embedded CPU Triton over a model repository, until Ctrl-C or SIGTERM.
 
+Clients reach a relay (serving/relay.py) that keeps their cancellations away from Triton 2.51's crashing
+gRPC path; Triton itself listens on private loopback ports (`--direct`: clients reach Triton, no relay).
 While it serves, a Triton that stays not-ready or that exits on its own is restarted, within a budget
-(serving.server.Supervisor).
+(serving.server.Supervisor), and nothing of the old one (stub processes, shared memory) is left behind.
 
 Exit codes: 0 stopped on request after in-flight requests finished; 1 Triton failed to start, to restart, or
 kept failing; 2 bad input (repository, ports, TLS files, missing Triton environment).
@@ -14,6 +16,10 @@ import os
 import signal
 import sys
 from pathlib import Path
+
+# The relay's gRPC library would log every failed client handshake (a plaintext client on a TLS port, say) on this
+# console; Triton's own went to its log. gRPC reads this once, when it is first imported (below).
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 from serving.errors import ServingError
 from serving.server import (ADMIN_TOKEN_VARIABLE, DEFAULT_ADDRESS, DEFAULT_EXIT_TIMEOUT_S, DEFAULT_GRPC_PORT,
@@ -45,6 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log-file", type=Path, help="Triton's log (default: a file in a temporary directory, "
                                                       "removed on a clean exit)")
     parser.add_argument("--log-verbose", type=int, default=0, help="Triton's verbose log level (default: 0)")
+    parser.add_argument("--direct", action="store_true",
+                        help="no relay: clients reach Triton's own gRPC port (a client cancellation or an expired "
+                             "deadline can then crash this Triton 2.51; docs/serving.md)")
+    parser.add_argument("--python-shm-bytes", type=int, metavar="BYTES",
+                        help="the python backend's shared memory per model instance (shm-default-byte-size; "
+                             "default: a full batch of the largest model's tensors twice, plus 1 MiB)")
     tls = parser.add_argument_group("TLS for gRPC (PEM files)")
     tls.add_argument("--tls-cert", type=Path, help="server certificate chain; with --tls-key, gRPC uses TLS")
     tls.add_argument("--tls-key", type=Path, help="server private key")
@@ -54,6 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     tls.add_argument("--tls-probe-cert", type=Path, help="mutual TLS: client certificate for the health checks")
     tls.add_argument("--tls-probe-key", type=Path, help="mutual TLS: its private key")
     args = parser.parse_args(argv)
+    if args.python_shm_bytes is not None and args.python_shm_bytes < 1 << 20:
+        parser.error(f"--python-shm-bytes {args.python_shm_bytes}: the python backend needs at least 1048576 "
+                     f"(1 MiB)")
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if args.tls_cert is None and any((args.tls_client_ca, args.tls_ca, args.tls_probe_cert, args.tls_probe_key)):
@@ -77,14 +92,21 @@ def main(argv: list[str] | None = None) -> int:
     options = ServerOptions(repository=args.repository, address=args.address, grpc_port=args.grpc_port,
                             metrics_port=args.metrics_port, exit_timeout_s=args.exit_timeout,
                             admin_token=os.environ.get(ADMIN_TOKEN_VARIABLE) or None,
-                            log_verbose=args.log_verbose, tls=_tls(args))
+                            log_verbose=args.log_verbose, tls=_tls(args), python_shm_bytes=args.python_shm_bytes)
     try:
         install = find_triton(args.triton_env)
     except ServingError as exc:
         _say(f"error: {exc}", problem=True)
         return EXIT_CODES[Outcome.BAD_INPUT]
+    relay = None
+    if not args.direct:
+        from serving.embedded import relayed
+        from serving.relay import Relay
+
+        options, relay_options = relayed(options)
+        relay = Relay(relay_options)
     supervisor = Supervisor(TritonServer(options, install, log_path=args.log_file), _say,
-                            startup_timeout_s=args.startup_timeout)
+                            startup_timeout_s=args.startup_timeout, relay=relay)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda received, _frame: supervisor.request_stop(signal.Signals(received).name))
     return EXIT_CODES[supervisor.run()]

@@ -7,7 +7,9 @@ nvidia-pytriton wheel, CPU only, python backend, locked down (docs/serving.md, "
   `--exit-on-error`, configs never auto-completed;
 - the shared-memory, model-repository, trace and logging protocols restricted behind a header whose value
   is a secret (this Triton 2.51 predates the 2025 fixes of the shared-memory exploit chain);
-- latency summaries (`nv_inference_*_summary_us{quantile=...}`): this version has no latency histogram.
+- latency summaries (`nv_inference_*_summary_us{quantile=...}`): this version has no latency histogram;
+- python-backend shared memory sized for a full batch of the largest model, under a region prefix of its own
+  (serving/python_backend_shm.py): when it stops or dies, every stub of it is ended and its regions removed.
 
 On SIGTERM Triton stops accepting new requests and lets in-flight ones finish for `exit_timeout_s`.
 `Supervisor` (what `stanet serve` runs) restarts a Triton that crashes or stays not-ready, within a budget.
@@ -30,6 +32,7 @@ from typing import Callable
 
 from serving.errors import ServingError
 from serving.procfs import live_children
+from serving.python_backend_shm import default_shm_bytes, end_leftovers, region_prefix
 from serving.repository_check import RepositoryModel, check_repository
 from serving.triton_env import TritonInstall, find_triton, prepare_backends
 
@@ -86,6 +89,7 @@ class ServerOptions:
     admin_token: str | None = None  # None: a random one
     log_verbose: int = 0
     tls: TlsFiles | None = None
+    python_shm_bytes: int | None = None  # the python backend's shm-default-byte-size; None: sized for a full batch
 
     @property
     def grpc_url(self) -> str:
@@ -96,7 +100,8 @@ class ServerOptions:
         return f"http://{self.address}:{self.metrics_port}/metrics"
 
 
-def triton_command(install: TritonInstall, options: ServerOptions, backend_dir: Path, admin_token: str) -> list[str]:
+def triton_command(install: TritonInstall, options: ServerOptions, backend_dir: Path, admin_token: str,
+                   shm_prefix: str, shm_bytes: int) -> list[str]:
     return [
         str(install.binary),
         f"--model-repository={Path(options.repository).absolute()}",
@@ -121,6 +126,8 @@ def triton_command(install: TritonInstall, options: ServerOptions, backend_dir: 
         "--metrics-config=summary_latencies=true",
         f"--metrics-config=summary_quantiles={SUMMARY_QUANTILES}",
         f"--log-verbose={options.log_verbose}",
+        f"--backend-config=python,shm-region-prefix-name={shm_prefix}",
+        f"--backend-config=python,shm-default-byte-size={shm_bytes}",
         *_tls_flags(options.tls),
     ]
 
@@ -196,6 +203,8 @@ class TritonServer:
         self._workdir: Path | None = None
         self._log_path = Path(log_path) if log_path is not None else None
         self._log_file = None
+        self.shm_prefix: str | None = None  # this start's python-backend region prefix
+        self.shm_bytes: int | None = None
 
     @property
     def log_path(self) -> Path | None:
@@ -220,11 +229,17 @@ class TritonServer:
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self._log_path, "ab")
         token = self.options.admin_token or secrets.token_urlsafe(32)
-        command = triton_command(self.install, self.options, backend_dir, token)
+        self.shm_prefix = region_prefix()
+        self.shm_bytes = self.options.python_shm_bytes or default_shm_bytes(self.options.repository)
+        command = self.command(backend_dir, token)
         # A new session: a Ctrl-C in the terminal reaches `stanet serve`, which forwards SIGTERM once.
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log_file,
                                         stderr=subprocess.STDOUT, env=self.install.environment(),
                                         cwd=self._workdir, start_new_session=True)
+
+    def command(self, backend_dir: Path, token: str) -> list[str]:
+        """tritonserver's command line (bench/upstream_protocol.py adds an HTTP frontend to it)."""
+        return triton_command(self.install, self.options, backend_dir, token, self.shm_prefix, self.shm_bytes)
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         if self._log_path is None or not self._log_path.exists():
@@ -297,8 +312,9 @@ class TritonServer:
             self.process.send_signal(signal.SIGTERM)
 
     def stop(self, *, keep_workdir: bool = False) -> int | None:
-        """SIGTERM, wait for in-flight requests (exit timeout + a margin), SIGKILL as a last resort. Returns
-        Triton's exit code (None if it never started)."""
+        """SIGTERM, wait for in-flight requests (exit timeout + a margin), SIGKILL as a last resort; then end
+        whatever is left of it (python-backend stubs, also reparented or stuck ones) and remove its shared-memory
+        regions. Returns Triton's exit code (None if it never started)."""
         code = None
         if self.process is not None:
             self.terminate()
@@ -307,6 +323,9 @@ class TritonServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 code = self.process.wait()
+        if self.shm_prefix is not None:
+            end_leftovers(self.shm_prefix, group=self.pid)
+            self.shm_prefix = None
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
@@ -348,8 +367,10 @@ class Supervisor:
     reported with its errors or the end of its log and restarted, at most MAX_RESTARTS times in
     RESTART_WINDOW_S. `say(message, problem=False)` reports progress; problem=True for errors and crashes."""
 
-    def __init__(self, server: TritonServer, say: Callable[..., None], *, startup_timeout_s: float = 180.0):
+    def __init__(self, server: TritonServer, say: Callable[..., None], *, startup_timeout_s: float = 180.0,
+                 relay=None):
         self.server, self.say, self.startup_timeout_s = server, say, startup_timeout_s
+        self.relay = relay  # serving.relay.Relay in front of Triton, or None (clients reach Triton directly)
         self.stop_requested: list[str] = []  # a list, as TritonServer.watch reads it
         self.restarts: list[float] = []  # monotonic times of the restarts
 
@@ -358,9 +379,24 @@ class Supervisor:
         if not self.stop_requested:
             self.say(f"{reason}: finishing in-flight requests (at most {self.server.options.exit_timeout_s} s)...")
         self.stop_requested.append(reason)
+        if self.relay is not None:
+            self.relay.stop_accepting(self.server.options.exit_timeout_s)
         self.server.terminate()
 
     def run(self) -> Outcome:
+        try:
+            if self.relay is not None:
+                self.relay.start()
+        except ServingError as exc:
+            self.say(f"error: {exc}", problem=True)
+            return Outcome.BAD_INPUT
+        try:
+            return self._serve()
+        finally:
+            if self.relay is not None:
+                self.relay.stop(0)
+
+    def _serve(self) -> Outcome:
         server, options = self.server, self.server.options
         try:
             server.start()
@@ -379,8 +415,12 @@ class Supervisor:
             self.say(f"error: {exc}", problem=True)
             return Outcome.FAILED
         models = ", ".join(f"{m.name} (version {m.versions[-1]})" for m in server.models)
-        scheme = ("mutual TLS" if options.tls.client_ca else "TLS") if options.tls else "plaintext"
-        self.say(f"ready. gRPC {options.grpc_url} ({scheme}; models: {models}); metrics {options.metrics_url}. "
+        tls = self.relay.options.tls if self.relay is not None else options.tls
+        scheme = ("mutual TLS" if tls.client_ca else "TLS") if tls else "plaintext"
+        url, metrics = ((self.relay.options.url, self.relay.options.metrics_url) if self.relay is not None
+                        else (options.grpc_url, options.metrics_url))
+        behind = f" through the relay (Triton on {options.grpc_url})" if self.relay is not None else ""
+        self.say(f"ready. gRPC {url} ({scheme}; models: {models}){behind}; metrics {metrics}. "
                  f"Ctrl-C or SIGTERM stops.")
         if not options.admin_token:
             self.say(f"shared-memory, model-repository, trace and logging APIs are off (set ${ADMIN_TOKEN_VARIABLE} "

@@ -7,9 +7,11 @@ triton-inference-server/server#7368, fixed upstream by #7840 (release 24.12, Tri
 
 Workers send one clip after another, each with a client deadline drawn between 0.3x and 2x the latency measured
 first under the same concurrency, so many deadlines expire while the response is being completed. A control run
-(`--control`) sends the same load with deadlines nobody reaches. Against the embedded server (`--repository`) the
-process is watched; against any running Triton (`--url`, e.g. an upgraded deployment) liveness is polled.
-Exit status 0: the server survived; 1: it died.
+(`--control`) sends the same load with deadlines nobody reaches. Against the embedded server (`--repository`:
+behind the relay of `stanet serve`, serving/relay.py; with `--direct`, Triton's own port) the tritonserver
+process is watched; against any running server (`--url`: `stanet serve`, an upgraded deployment) liveness is
+polled. Every request must get exactly one outcome, and the server must answer a good request afterwards.
+Exit status 0: the server survived; 1: it died (or lost a request, or did not answer afterwards).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from serving.embedded import RelayedTriton
 from serving.errors import status_code
 from serving.server import ServerOptions, TritonServer
 from stanet.constants import INPUT_CLIP, MODEL_NAME
@@ -39,6 +42,7 @@ class Race:
     def __init__(self, url: str, model: str, workers: int, control: bool):
         self.url, self.model, self.workers, self.control = url, model, workers, control
         self.codes: Counter = Counter()
+        self.sent = 0
         self.lock = threading.Lock()
         self.stop = threading.Event()
 
@@ -75,6 +79,8 @@ class Race:
             clip = self._clip(client)
             while not self.stop.is_set():
                 deadline = CONTROL_DEADLINE_S if self.control else rng.uniform(0.3, 2.0) * latency_s
+                with self.lock:
+                    self.sent += 1
                 try:
                     client.infer(self.model, [clip], client_timeout=deadline)
                     code = "OK"
@@ -126,13 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--control", action="store_true", help="the same load with deadlines nobody reaches")
     parser.add_argument("--log", type=Path, help="embedded server: write Triton's log here")
+    parser.add_argument("--direct", action="store_true",
+                        help="embedded server: clients reach Triton's own port (no relay; the 2.51 crash test)")
     args = parser.parse_args(argv)
     if args.workers < 1 or args.seconds <= 0:
         parser.error(f"--workers {args.workers} / --seconds {args.seconds:g}: expected at least 1 worker and a "
                      "positive duration")
     if args.repository is not None:
         options = ServerOptions(repository=args.repository, grpc_port=18621, metrics_port=18622, exit_timeout_s=5)
-        context, url = TritonServer(options, log_path=args.log), options.grpc_url
+        server_class = TritonServer if args.direct else RelayedTriton
+        context, url = server_class(options, log_path=args.log), options.grpc_url
     else:
         context, url = nullcontext(), args.url
     with context as server:
@@ -143,12 +152,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cancel_race: median latency {latency_s * 1e3:.2f} ms at {args.workers} workers; {kind}, "
               f"up to {args.seconds:g} s...", flush=True)
         died = race.run(args.seconds, latency_s, alive)
+        answers_after = died is None and _answers(url, args.model)
     codes = ", ".join(f"{code} {n}" for code, n in race.codes.most_common())
-    if died is None:
-        print(f"cancel_race: the server survived {args.seconds:g} s ({codes})")
-        return 0
-    print(f"cancel_race: the server died after {died:.1f} s ({codes})")
-    return 1
+    lost = race.sent - sum(race.codes.values())
+    if died is not None:
+        print(f"cancel_race: the server died after {died:.1f} s ({codes}; {race.sent} sent)")
+        return 1
+    print(f"cancel_race: the server survived {args.seconds:g} s ({codes}; {race.sent} sent, {lost} without an "
+          f"outcome); a good request afterwards: {'OK' if answers_after else 'FAILED'}")
+    return 0 if lost == 0 and answers_after else 1
+
+
+def _answers(url: str, model: str) -> bool:
+    try:
+        with grpcclient.InferenceServerClient(url) as client:
+            client.infer(model, [Race(url, model, 1, True)._clip(client)], client_timeout=CONTROL_DEADLINE_S)
+        return True
+    except InferenceServerException:
+        return False
 
 
 if __name__ == "__main__":

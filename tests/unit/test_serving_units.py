@@ -128,12 +128,15 @@ def _install(tmp_path: Path) -> TritonInstall:
 
 def test_triton_runs_locked_down_on_loopback(tmp_path):
     options = ServerOptions(repository=tmp_path / "repo", grpc_port=9001, metrics_port=9002)
-    command = triton_command(_install(tmp_path), options, tmp_path / "backends", "secret-token")
+    command = triton_command(_install(tmp_path), options, tmp_path / "backends", "secret-token",
+                             "triton_python_backend_shm_region_stanet_s1_p2_0_", 3 << 20)
     flags = set(command[1:])
     for flag in ("--allow-http=false", "--grpc-address=127.0.0.1", "--grpc-port=9001", "--metrics-address=127.0.0.1",
                  "--metrics-port=9002", "--model-control-mode=none", "--strict-readiness=true", "--exit-on-error=true",
                  "--disable-auto-complete-config", "--allow-gpu-metrics=false", "--metrics-config=summary_latencies=true",
-                 f"--model-repository={(tmp_path / 'repo').absolute()}", f"--backend-directory={tmp_path / 'backends'}"):
+                 f"--model-repository={(tmp_path / 'repo').absolute()}", f"--backend-directory={tmp_path / 'backends'}",
+                 "--backend-config=python,shm-region-prefix-name=triton_python_backend_shm_region_stanet_s1_p2_0_",
+                 "--backend-config=python,shm-default-byte-size=3145728"):
         assert flag in flags, flag
     (restricted,) = [f for f in command if f.startswith("--grpc-restricted-protocol=")]
     groups, header = restricted.split("=", 1)[1].split(":")
