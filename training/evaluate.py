@@ -293,6 +293,14 @@ def faithfulness_config(args: argparse.Namespace) -> FaithfulnessConfig | None:
                               clips=None if clips == "all" else clips, seed=args.faithfulness_seed)
 
 
+def _evaluate_clips(args: argparse.Namespace) -> dict[str, Any]:
+    """`evaluate` on the trimmed clips of the split, with the command line's options."""
+    return evaluate(args.checkpoint, args.data, split=args.split, device=args.device, batch_size=args.batch_size,
+                    num_workers=args.num_workers, cam_baseline=not args.no_cam_baseline, figures=args.figures,
+                    num_figures=args.num_figures, progress=not args.quiet,
+                    faithfulness=faithfulness_config(args), served=args.served, served_clips=args.served_clips)
+
+
 def _evaluate_with_timeline(args: argparse.Namespace) -> dict[str, Any]:
     """The trimmed clips' report (when the split has any) plus the untrimmed records' "timeline" section."""
     from stanet.timeline.pipeline import TimelineOptions  # noqa: PLC0415
@@ -306,12 +314,7 @@ def _evaluate_with_timeline(args: argparse.Namespace) -> dict[str, Any]:
                               f"trained on {list(ckpt.action_class_names)[:6]}... (same names in the same order "
                               f"needed)")
     if any(not record.untrimmed for record in dataset.split(args.split)):
-        report = evaluate(args.checkpoint, args.data, split=args.split, device=args.device,
-                          batch_size=args.batch_size, num_workers=args.num_workers,
-                          cam_baseline=not args.no_cam_baseline, figures=args.figures,
-                          num_figures=args.num_figures, progress=not args.quiet,
-                          faithfulness=faithfulness_config(args), served=args.served,
-                          served_clips=args.served_clips)
+        report = _evaluate_clips(args)
     else:
         report = {"checkpoint": str(args.checkpoint), "data": str(args.data), "split": args.split,
                   "class_names": list(ckpt.class_names)}
@@ -334,12 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.timeline:
             report = _evaluate_with_timeline(args)
         else:
-            report = evaluate(args.checkpoint, args.data, split=args.split, device=args.device,
-                              batch_size=args.batch_size, num_workers=args.num_workers,
-                              cam_baseline=not args.no_cam_baseline, figures=args.figures,
-                              num_figures=args.num_figures, progress=not args.quiet,
-                              faithfulness=faithfulness_config(args), served=args.served,
-                              served_clips=args.served_clips)
+            report = _evaluate_clips(args)
     except (EvaluationError, CheckpointError, DatasetFormatError, TrainingError, TimelineEvaluationError,
             ValueError) as exc:
         print(f"stanet evaluate: error: {exc}", file=sys.stderr)

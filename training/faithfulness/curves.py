@@ -147,3 +147,18 @@ def follow(predict: Predictor, clips: list[np.ndarray], class_index: int) -> lis
     unique[where] = np.arange(len(every))  # one representative of each distinct clip
     probabilities = predict(every[unique]).probabilities[where, class_index]  # (sum of sizes,)
     return np.split(probabilities, np.cumsum([len(c) for c in clips])[:-1])
+
+
+def deletion_and_insertion(predict: Predictor, class_index: int, rankings: dict[str, np.ndarray],
+                           curve_clips) -> dict[str, dict[str, np.ndarray]]:
+    """{name: {"deletion": curve, "insertion": curve}} for each ranking, all clips in one `follow` call;
+    `curve_clips(ranks, insertion)` builds one curve's perturbed clips (pixels or whole frames)."""
+    names, batches = [], []
+    for name, ranks in rankings.items():
+        for kind in ("deletion", "insertion"):
+            names.append((name, kind))
+            batches.append(curve_clips(ranks, kind == "insertion"))
+    out: dict[str, dict[str, np.ndarray]] = {name: {} for name in rankings}
+    for (name, kind), curve in zip(names, follow(predict, batches, class_index)):
+        out[name][kind] = curve
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.faithfulness.curves import Predictor, follow, pixel_curve_clips, pixel_ranks
+from training.faithfulness.curves import Predictor, deletion_and_insertion, pixel_curve_clips, pixel_ranks
 from training.faithfulness.seeds import stream
 
 
@@ -14,13 +14,7 @@ def spatial_curves(predict: Predictor, clip: np.ndarray, baseline: np.ndarray, m
     """{map name: {"deletion": (steps + 1,), "insertion": (steps + 1,)}} probabilities of `class_index` for
     the uint8 clip (T, H, W, 3) as each (T, h, w) map's top pixels are removed / revealed."""
     frame_hw = clip.shape[1:3]
-    names, batches = [], []
-    for name, values in maps.items():
-        ranks = pixel_ranks(values, frame_hw, stream(seed, clip_id, f"spatial ties {name}"))
-        for kind in ("deletion", "insertion"):
-            names.append((name, kind))
-            batches.append(pixel_curve_clips(clip, baseline, ranks, steps, insertion=kind == "insertion"))
-    out: dict[str, dict[str, np.ndarray]] = {name: {} for name in maps}
-    for (name, kind), curve in zip(names, follow(predict, batches, class_index)):
-        out[name][kind] = curve
-    return out
+    rankings = {name: pixel_ranks(values, frame_hw, stream(seed, clip_id, f"spatial ties {name}"))
+                for name, values in maps.items()}
+    return deletion_and_insertion(predict, class_index, rankings, lambda ranks, insertion: pixel_curve_clips(
+        clip, baseline, ranks, steps, insertion=insertion))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.faithfulness.curves import Predictor, follow, frame_curve_clips, frame_ranks
+from training.faithfulness.curves import Predictor, deletion_and_insertion, frame_curve_clips, frame_ranks
 from training.faithfulness.seeds import stream
 
 
@@ -20,13 +20,7 @@ def temporal_curves(predict: Predictor, clip: np.ndarray, baseline: np.ndarray, 
     """{name: {"deletion": (S + 1,), "insertion": (S + 1,)}}, S = curves.frame_steps(T, steps): probabilities
     of `class_index` for the uint8 clip (T, H, W, 3) as the frames each (T,) weight vector ranks first are
     removed / revealed."""
-    names, batches = [], []
-    for name, weights in orders.items():
-        ranks = frame_ranks(weights, stream(seed, clip_id, f"temporal ties {name}"))
-        for kind in ("deletion", "insertion"):
-            names.append((name, kind))
-            batches.append(frame_curve_clips(clip, baseline, ranks, steps, insertion=kind == "insertion"))
-    out: dict[str, dict[str, np.ndarray]] = {name: {} for name in orders}
-    for (name, kind), curve in zip(names, follow(predict, batches, class_index)):
-        out[name][kind] = curve
-    return out
+    rankings = {name: frame_ranks(weights, stream(seed, clip_id, f"temporal ties {name}"))
+                for name, weights in orders.items()}
+    return deletion_and_insertion(predict, class_index, rankings, lambda ranks, insertion: frame_curve_clips(
+        clip, baseline, ranks, steps, insertion=insertion))
