@@ -13,6 +13,7 @@ TEMPORAL_MODES = ("recurrent", "convlstm_first", "none")
 MASK_INPUTS = ("frame", "motion")
 MASK_ACTIVATIONS = ("sigmoid", "spatial_softmax")
 MASK_COMBINES = ("multiply", "mean_fill", "residual")
+CELL_POOLS = ("average", "max")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class ModelConfig:
         temporal_attention: "recurrent" (docs/model.md: attention-pooled input Y_s at every ConvLSTM step, scores
             v.tanh(Wx GAP(X~_t) + Wh GAP(H_{s-1}) + b)), "convlstm_first" (the paper's alternative: ConvLSTM
             over the frames in order, then softmax attention over GAP(H_t)), or "none" (uniform weights).
+        cell_pool: how the temporal attention and the head reduce a map over its cells: "average" (GAP, the
+            paper) or "max" (stanet.model.temporal_attention.pool_cells: a small actor is not diluted by clutter).
         projection_channels: optional 1x1 conv C -> P before the ConvLSTM (0 = none); the ConvLSTM gates conv
             costs 2*(C+Ch)*4Ch*9*h*w FLOPs per step, so a projection is the cheapest lever for big trunks.
         hidden_channels: ConvLSTM hidden size Ch.
@@ -57,6 +60,7 @@ class ModelConfig:
     mask_activation: str = "sigmoid"
     mask_combine: str = "multiply"
     temporal_attention: str = "recurrent"
+    cell_pool: str = "average"
     projection_channels: int = 0
     hidden_channels: int = 64
     attention_dim: int = 64
@@ -74,7 +78,7 @@ class ModelConfig:
         if self.backbone not in BACKBONES:
             problems.append(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
         for name, allowed in (("mask_input", MASK_INPUTS), ("mask_activation", MASK_ACTIVATIONS),
-                              ("mask_combine", MASK_COMBINES)):
+                              ("mask_combine", MASK_COMBINES), ("cell_pool", CELL_POOLS)):
             if getattr(self, name) not in allowed:
                 problems.append(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.temporal_attention not in TEMPORAL_MODES:

@@ -32,7 +32,7 @@ class AttentionRecognizer(nn.Module):
         X (B, T, C, h, w) --> mask net --> M (B, T, 1, h, w) in [0, 1]        "where"
           |  X~ = M X, mu + M (X - mu) or (1 + M) X  (optional 1x1 projection C -> P)
         temporal attention + ConvLSTM --> weights (B, S, T)                    "when"
-          |  mean_s GAP(H_s)
+          |  mean_s GAP(H_s)  (or the max over cells: cell_pool)
         Linear --> logits (B, K)
     """
 
@@ -52,10 +52,11 @@ class AttentionRecognizer(nn.Module):
                                             nn.BatchNorm2d(config.projection_channels), nn.ReLU(inplace=True))
             channels = config.projection_channels
         if config.temporal_attention == "convlstm_first":
-            self.temporal = ConvLSTMFirstAttention(channels, config.hidden_channels)
+            self.temporal = ConvLSTMFirstAttention(channels, config.hidden_channels, pool=config.cell_pool)
         else:
             self.temporal = RecurrentTemporalAttention(channels, config.hidden_channels, config.attention_dim,
-                                                       attend=config.temporal_attention == "recurrent")
+                                                       attend=config.temporal_attention == "recurrent",
+                                                       pool=config.cell_pool)
         self.head_dropout = nn.Dropout(config.head_dropout)
         self.classifier = nn.Linear(config.hidden_channels, config.num_classes)
         if config.freeze_backbone:

@@ -10,6 +10,18 @@ from stanet.model.backbone import conv_bn_relu
 from stanet.model.convlstm import ConvLSTMCell
 
 
+def pool_cells(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """(..., C, h, w) -> (..., C) over the map's cells: "average" (GAP, the paper) or "max".
+
+    Why max: an actor covers a cell or two of the map; averaged with every other cell its evidence is diluted
+    by the number of cells, and on a cluttered (textured) background the other cells' variation drowns it
+    before training has found the actor. The strongest cell of each channel is what it detects, wherever it
+    is, and what the mask leaves of the background cannot outvote it."""
+    if mode == "max":
+        return x.amax(dim=(-2, -1))
+    return x.mean(dim=(-2, -1))
+
+
 class RecurrentTemporalAttention(nn.Module):
     """At each ConvLSTM step s = 1..T the input is an attention-weighted sum of all masked frames:
 
@@ -24,9 +36,10 @@ class RecurrentTemporalAttention(nn.Module):
     `attend=False` is the "no temporal attention" ablation: uniform weights, same ConvLSTM.
     """
 
-    def __init__(self, in_channels: int, hidden_channels: int, attention_dim: int, *, attend: bool = True):
+    def __init__(self, in_channels: int, hidden_channels: int, attention_dim: int, *, attend: bool = True,
+                 pool: str = "average"):
         super().__init__()
-        self.attend = attend
+        self.attend, self.pool = attend, pool
         self.init_hidden = nn.Sequential(conv_bn_relu(in_channels, hidden_channels),
                                          nn.Conv2d(hidden_channels, hidden_channels, 3, padding=1), nn.Tanh())
         self.init_cell = nn.Sequential(conv_bn_relu(in_channels, hidden_channels),
@@ -49,21 +62,21 @@ class RecurrentTemporalAttention(nn.Module):
         mean_frame = x.mean(dim=1)  # (B, C, h, w)
         hidden, cell = self.init_hidden(mean_frame), self.init_cell(mean_frame)  # (B, Ch, h, w) each
         if self.attend:
-            descriptors = self.frame_norm(x.mean(dim=(3, 4)).reshape(B * T, C))  # (B*T, C), per-channel unit scale
+            descriptors = self.frame_norm(pool_cells(x, self.pool).reshape(B * T, C))  # (B*T, C), per-channel unit scale
             frame_scores = self.score_frame(descriptors.reshape(B, T, C))  # (B, T, A)
         else:
             uniform = x.new_full((B, T), 1.0 / T)
         pooled, weights = [], []
         for _ in range(T):
             if self.attend:
-                hidden_scores = self.score_hidden(hidden.mean(dim=(2, 3)))  # (B, A)
+                hidden_scores = self.score_hidden(pool_cells(hidden, self.pool))  # (B, A)
                 energy = self.score_out(torch.tanh(frame_scores + hidden_scores[:, None, :]))  # (B, T, 1)
                 step_weights = torch.softmax(energy.squeeze(-1), dim=1)  # (B, T)
             else:
                 step_weights = uniform
             attended = torch.einsum("bt,btchw->bchw", step_weights, x)  # (B, C, h, w)
             hidden, cell = self.cell(attended, (hidden, cell))
-            pooled.append(hidden.mean(dim=(2, 3)))  # (B, Ch)
+            pooled.append(pool_cells(hidden, self.pool))  # (B, Ch)
             weights.append(step_weights)
         return torch.stack(pooled, dim=1).mean(dim=1), torch.stack(weights, dim=1)  # (B, Ch), (B, T, T)
 
@@ -73,8 +86,9 @@ class ConvLSTMFirstAttention(nn.Module):
     attention over the pooled hidden states: beta = softmax_t(a . GAP(H_t) + b), pooled = sum_t beta_t GAP(H_t).
     """
 
-    def __init__(self, in_channels: int, hidden_channels: int):
+    def __init__(self, in_channels: int, hidden_channels: int, *, pool: str = "average"):
         super().__init__()
+        self.pool = pool
         self.cell = ConvLSTMCell(in_channels, hidden_channels)
         self.score = nn.Linear(hidden_channels, 1)
 
@@ -86,7 +100,7 @@ class ConvLSTMFirstAttention(nn.Module):
         states = []
         for t in range(T):
             hidden, cell = self.cell(x[:, t], (hidden, cell))
-            states.append(hidden.mean(dim=(2, 3)))  # (B, Ch)
+            states.append(pool_cells(hidden, self.pool))  # (B, Ch)
         states = torch.stack(states, dim=1)  # (B, T, Ch)
         beta = torch.softmax(self.score(states).squeeze(-1), dim=1)  # (B, T)
         pooled = torch.einsum("bt,btc->bc", beta, states)  # (B, Ch)

@@ -1,5 +1,5 @@
-"""The mask options (motion input, spatial softmax, mean fill, residual): shapes, ranges, gradients, what each
-combination computes, and ONNX parity, since the exported graph must serve every variant."""
+"""The mask options (motion input, spatial softmax, mean fill, residual) and max cell pooling: shapes, ranges,
+gradients, what each combination computes, and ONNX parity, since the exported graph must serve every variant."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from tiny import tiny_model_config
 from stanet.config import MASK_ACTIVATIONS, MASK_COMBINES, MASK_INPUTS, ModelConfig
 from stanet.model import build_model
 from stanet.model.spatial_attention import apply_mask
+from stanet.model.temporal_attention import pool_cells
 
 VARIANTS = list(itertools.product(MASK_INPUTS, MASK_ACTIVATIONS, MASK_COMBINES))
 
@@ -87,3 +88,26 @@ def test_onnxruntime_serves_the_variants_as_pytorch_computes_them(mask_input, ac
     graph = export_onnx(model)
     report = check_parity(model, graph.onnx_bytes, random_clips(4, config).clips, batch_sizes=(1, 4))
     assert report.passed, report.failures
+
+
+@pytest.mark.parametrize("temporal", ["recurrent", "convlstm_first", "none"])
+def test_max_cell_pooling_trains_and_exports(temporal):
+    torch.manual_seed(0)
+    config = tiny(cell_pool="max", temporal_attention=temporal)
+    model = build_model(config).train()
+    out = model(torch.randn(2, 5, 3, 32, 32))
+    torch.nn.functional.cross_entropy(out.logits, torch.tensor([1, 3])).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert missing == []
+    model.eval()
+    report = check_parity(model, export_onnx(model).onnx_bytes, random_clips(4, config).clips, batch_sizes=(1, 4))
+    assert report.passed, report.failures
+
+
+def test_max_cell_pooling_keeps_a_one_cell_signal_that_average_pooling_dilutes():
+    x = torch.zeros(1, 2, 8, 8)
+    x[0, 0, 3, 5] = 1.0  # one cell of 64 lights up
+    torch.testing.assert_close(pool_cells(x, "max"), torch.tensor([[1.0, 0.0]]))
+    torch.testing.assert_close(pool_cells(x, "average"), torch.tensor([[1.0 / 64, 0.0]]))
+    with pytest.raises(ValueError, match=r"cell_pool must be one of \('average', 'max'\), got 'sum'"):
+        tiny(cell_pool="sum")
