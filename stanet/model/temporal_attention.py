@@ -19,7 +19,9 @@ def pool_cells(x: torch.Tensor, mode: str) -> torch.Tensor:
     is, and what the mask leaves of the background cannot outvote it."""
     if mode == "max":
         return x.amax(dim=(-2, -1))
-    return x.mean(dim=(-2, -1))
+    if mode == "average":
+        return x.mean(dim=(-2, -1))
+    raise ValueError(f"unknown cell pool {mode!r}")
 
 
 class RecurrentTemporalAttention(nn.Module):

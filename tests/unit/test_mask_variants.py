@@ -24,6 +24,12 @@ def tiny(**kw) -> ModelConfig:
     return tiny_model_config(**{"num_classes": 4, "clip_length": 5, "channel_dropout": 0.0, **kw})
 
 
+def parameters_without_gradient(model: torch.nn.Module) -> list[str]:
+    """Names of the parameters that a backward pass left without a finite, non-zero gradient."""
+    return [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
+            or p.grad.abs().sum() == 0]
+
+
 @pytest.mark.parametrize("mask_input,activation,combine", VARIANTS)
 def test_every_variant_gives_masks_in_range_and_gradients_everywhere(mask_input, activation, combine):
     torch.manual_seed(0)
@@ -34,9 +40,7 @@ def test_every_variant_gives_masks_in_range_and_gradients_everywhere(mask_input,
     if activation == "spatial_softmax":  # the strongest cell of every frame is 1
         torch.testing.assert_close(out.spatial_attention.flatten(2).amax(dim=2), torch.ones(2, 5))
     torch.nn.functional.cross_entropy(out.logits, torch.tensor([1, 3])).backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
-               or p.grad.abs().sum() == 0]
-    assert missing == []
+    assert parameters_without_gradient(model) == []
 
 
 def test_the_combinations_compute_what_they_say():
@@ -77,6 +81,8 @@ def test_invalid_mask_options_are_named():
         tiny(mask_activation="relu")
     with pytest.raises(ValueError, match="mask_combine must be one of"):
         tiny(mask_combine="add")
+    with pytest.raises(ValueError, match=r"cell_pool must be one of \('average', 'max'\), got 'sum'"):
+        tiny(cell_pool="sum")
 
 
 @pytest.mark.parametrize("mask_input,activation,combine", [("motion", "sigmoid", "mean_fill"),
@@ -97,8 +103,7 @@ def test_max_cell_pooling_trains_and_exports(temporal):
     model = build_model(config).train()
     out = model(torch.randn(2, 5, 3, 32, 32))
     torch.nn.functional.cross_entropy(out.logits, torch.tensor([1, 3])).backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
-    assert missing == []
+    assert parameters_without_gradient(model) == []
     model.eval()
     report = check_parity(model, export_onnx(model).onnx_bytes, random_clips(4, config).clips, batch_sizes=(1, 4))
     assert report.passed, report.failures
@@ -109,5 +114,3 @@ def test_max_cell_pooling_keeps_a_one_cell_signal_that_average_pooling_dilutes()
     x[0, 0, 3, 5] = 1.0  # one cell of 64 lights up
     torch.testing.assert_close(pool_cells(x, "max"), torch.tensor([[1.0, 0.0]]))
     torch.testing.assert_close(pool_cells(x, "average"), torch.tensor([[1.0 / 64, 0.0]]))
-    with pytest.raises(ValueError, match=r"cell_pool must be one of \('average', 'max'\), got 'sum'"):
-        tiny(cell_pool="sum")
