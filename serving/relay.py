@@ -207,17 +207,19 @@ class Relay:
             start = time.perf_counter()
             self._upstream(+1)
             try:
-                response, code, details = call(request, timeout=self.options.upstream_timeout_s,
-                                               metadata=_forwarded(context.invocation_metadata())), None, None
-            except grpc.RpcError as error:
-                response, code, details = None, error.code(), error.details()
-            finally:
-                self._upstream(-1)
+                try:
+                    response, code, details = call(request, timeout=self.options.upstream_timeout_s,
+                                                   metadata=_forwarded(context.invocation_metadata())), None, None
+                except grpc.RpcError as error:
+                    response, code, details = None, error.code(), error.details()
                 self.metrics.upstream_done(name, time.perf_counter() - start)
-            if not context.is_active():  # the client left while Triton answered: the answer is dropped
-                self.metrics.client_gone(name, deadline=_deadline_passed(context))
-                return None
-            self.metrics.answered(name, "OK" if code is None else code.name)
+                if not context.is_active():  # the client left while Triton answered: the answer is dropped
+                    self.metrics.client_gone(name, deadline=_deadline_passed(context))
+                    return None
+                self.metrics.answered(name, "OK" if code is None else code.name)
+            finally:
+                # Last, so that a call no longer in flight has its outcome counted already.
+                self._upstream(-1)
             if code is None:
                 return response
             context.abort(code, details)

@@ -169,9 +169,13 @@ def test_no_client_cancellation_reaches_triton_and_every_call_is_answered_once(s
     assert delta("nv_inference_request_failure", reason="CANCELED") == 0
     relayed = delta("stanet_relay_requests_total", method="ModelInfer")
     gone = delta("stanet_relay_client_gone_total", method="ModelInfer")
-    assert gone > 0 and relayed + gone == 85  # the latency probes, 60 deadlines, 20 cancels
-    assert delta("stanet_relay_upstream_latency_seconds_count", method="ModelInfer") == 85
-    assert delta("nv_inference_request_success", model=MODEL_NAME) == 85  # each one ran to completion upstream
+    forwarded = delta("stanet_relay_upstream_latency_seconds_count", method="ModelInfer")
+    # Every call a relay thread read went upstream once, ran to completion there and was counted once, answered
+    # or gone. A call that its client ended before a relay thread read it (gRPC then never calls the handler)
+    # went nowhere: of the 85 (5 latency probes, 60 deadlines, 20 cancels), every OK one at least was forwarded.
+    assert gone > 0 and relayed + gone == forwarded
+    assert 5 + codes.count("OK") <= forwarded <= 85
+    assert delta("nv_inference_request_success", model=MODEL_NAME) == forwarded
 
 
 def test_the_metrics_page_serves_triton_and_relay_metrics(server):
