@@ -14,6 +14,7 @@ MASK_INPUTS = ("frame", "motion")
 MASK_ACTIVATIONS = ("sigmoid", "spatial_softmax")
 MASK_COMBINES = ("multiply", "mean_fill", "residual")
 CELL_POOLS = ("average", "max")
+TRUNK_INPUTS = ("frame", "motion")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,11 @@ class ModelConfig:
         backbone: "compact" (a small trunk, output stride 4, trains on 2 CPU cores), "resnet18" or "resnet50"
             (torchvision layouts, output stride 32: 7x7 maps at 224).
         backbone_width: base channel width of the compact trunk (its feature maps have 2x this).
+        trunk_input: "frame" (the paper: the trunk sees each frame alone) or "motion" (each frame and its
+            difference to the previous frame after cancelling the camera's translation,
+            stanet.model.motion: what does not move, a still or panning texture, drops out).
+        motion_radius: the camera-translation search of trunk_input=motion, +- pixels of the model's input
+            per sampled frame pair (0: plain frame differences, for a still camera).
         freeze_backbone: keep the trunk's weights (and BatchNorm statistics) fixed.
         spatial_attention: learn the per-frame mask M; off = the "no spatial attention" ablation (M = 1).
         mask_input: "frame" (the paper: the mask from each frame's features alone) or "motion" (the frame's
@@ -54,6 +60,8 @@ class ModelConfig:
     width: int = 64
     backbone: str = "compact"
     backbone_width: int = 32
+    trunk_input: str = "frame"
+    motion_radius: int = 3
     freeze_backbone: bool = False
     spatial_attention: bool = True
     mask_input: str = "frame"
@@ -78,7 +86,8 @@ class ModelConfig:
         if self.backbone not in BACKBONES:
             problems.append(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
         for name, allowed in (("mask_input", MASK_INPUTS), ("mask_activation", MASK_ACTIVATIONS),
-                              ("mask_combine", MASK_COMBINES), ("cell_pool", CELL_POOLS)):
+                              ("mask_combine", MASK_COMBINES), ("cell_pool", CELL_POOLS),
+                              ("trunk_input", TRUNK_INPUTS)):
             if getattr(self, name) not in allowed:
                 problems.append(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.temporal_attention not in TEMPORAL_MODES:
@@ -86,6 +95,11 @@ class ModelConfig:
         for name in ("backbone_width", "hidden_channels", "attention_dim"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.motion_radius < 0:
+            problems.append(f"motion_radius must be >= 0 pixels, got {self.motion_radius}")
+        elif self.trunk_input == "motion" and min(self.height, self.width) <= 2 * self.motion_radius:
+            problems.append(f"motion_radius {self.motion_radius} needs frames larger than "
+                            f"{2 * self.motion_radius} pixels, got {self.height}x{self.width}")
         if self.projection_channels < 0:
             problems.append(f"projection_channels must be >= 0, got {self.projection_channels}")
         for name in ("channel_dropout", "head_dropout"):

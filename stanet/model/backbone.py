@@ -29,11 +29,11 @@ class CompactTrunk(nn.Module):
     frame, a cell next to the actor encodes it as well as the actor's own cell, and the mask drifted a cell
     off the actor."""
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, in_channels: int = 3):
         super().__init__()
         self.out_channels = 2 * width
         self.layers = nn.Sequential(
-            conv_bn_relu(3, width),
+            conv_bn_relu(in_channels, width),
             nn.MaxPool2d(2),
             conv_bn_relu(width, 2 * width),
             nn.MaxPool2d(2),
@@ -46,13 +46,16 @@ class CompactTrunk(nn.Module):
 
 class ResNetTrunk(nn.Module):
     """A torchvision ResNet without its pooling and classifier: the last conv stage's map
-    (512 x 7 x 7 for resnet18, 2048 x 7 x 7 for resnet50 at 224x224)."""
+    (512 x 7 x 7 for resnet18, 2048 x 7 x 7 for resnet50 at 224x224). `in_channels` > 3 widens the first
+    conv (trunk_input=motion); ImageNet weights then fill its first 3 input channels (load_backbone_weights)."""
 
-    def __init__(self, arch: str):
+    def __init__(self, arch: str, in_channels: int = 3):
         super().__init__()
         from torchvision import models  # only the ResNet trunks need torchvision
 
         net = getattr(models, arch)(weights=None)
+        if in_channels != 3:
+            net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
         self.out_channels = net.fc.in_features
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
@@ -62,10 +65,15 @@ class ResNetTrunk(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
+def trunk_in_channels(config: ModelConfig) -> int:
+    """3 colour channels, plus the 3 of the stabilized frame difference with trunk_input=motion."""
+    return 6 if config.trunk_input == "motion" else 3
+
+
 def build_backbone(config: ModelConfig) -> nn.Module:
     if config.backbone == "compact":
-        return CompactTrunk(config.backbone_width)
-    return ResNetTrunk(config.backbone)
+        return CompactTrunk(config.backbone_width, trunk_in_channels(config))
+    return ResNetTrunk(config.backbone, trunk_in_channels(config))
 
 
 def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
@@ -93,6 +101,13 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
         key = key.replace("bn1.", "stem.1.", 1) if key.startswith("bn1.") else key
         renamed[key] = value
     own = backbone.state_dict()
+    stem = "stem.0.weight"
+    if stem in renamed and stem in own and own[stem].shape[1] > renamed[stem].shape[1] == 3:
+        # A motion trunk: ImageNet's filters read the colour channels, the difference channels start at 0
+        # (the pretrained trunk's first output is unchanged until training gives them weight).
+        widened = own[stem].new_zeros(own[stem].shape)
+        widened[:, :3] = renamed[stem]
+        renamed[stem] = widened
     mismatch = compare_state_dicts(own, renamed)
     if mismatch:
         raise ValueError(f"backbone weights file {path} does not fit this architecture: "

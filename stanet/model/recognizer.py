@@ -9,7 +9,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from stanet.config import ModelConfig
-from stanet.model.backbone import build_backbone
+from stanet.model.backbone import build_backbone, trunk_in_channels
+from stanet.model.motion import StabilizedDifference
 from stanet.model.spatial_attention import SpatialAttention, apply_mask
 from stanet.model.temporal_attention import ConvLSTMFirstAttention, RecurrentTemporalAttention
 
@@ -28,6 +29,7 @@ class AttentionRecognizer(nn.Module):
     ::
 
         clip (B, T, 3, H, W) normalized
+          |  (trunk_input=motion: + the camera-stabilized difference to the previous frame, 6 channels)
           |  per-frame trunk
         X (B, T, C, h, w) --> mask net --> M (B, T, 1, h, w) in [0, 1]        "where"
           |  X~ = M X, mu + M (X - mu) or (1 + M) X  (optional 1x1 projection C -> P)
@@ -39,6 +41,8 @@ class AttentionRecognizer(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+        # trunk_input=motion: each frame with its camera-stabilized difference (stanet/model/motion.py).
+        self.motion = StabilizedDifference(config.motion_radius) if config.trunk_input == "motion" else None
         self.backbone = build_backbone(config)
         channels = self.backbone.out_channels
         self.channel_dropout = nn.Dropout2d(config.channel_dropout)
@@ -77,8 +81,10 @@ class AttentionRecognizer(nn.Module):
 
     def forward_features(self, clip: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> per-frame trunk features (B, T, C, h, w), before any attention."""
-        B, T, _, H, W = clip.shape
-        features = self.backbone(clip.reshape(B * T, 3, H, W))  # (B*T, C, h, w)
+        if self.motion is not None:
+            clip = self.motion(clip)  # (B, T, 6, H, W)
+        B, T, channels, H, W = clip.shape
+        features = self.backbone(clip.reshape(B * T, channels, H, W))  # (B*T, C, h, w)
         return features.reshape(B, T, *features.shape[1:])  # (B, T, C, h, w)
 
     def forward_head(self, features: torch.Tensor) -> RecognizerOutput:
@@ -119,7 +125,7 @@ class AttentionRecognizer(nn.Module):
         """(h, w) of the trunk's output for this config's frame size."""
         was_training = self.training
         self.eval()
-        probe = torch.zeros(1, 3, self.config.height, self.config.width,
+        probe = torch.zeros(1, trunk_in_channels(self.config), self.config.height, self.config.width,
                             device=next(self.parameters()).device)
         h, w = self.backbone(probe).shape[-2:]
         self.train(was_training)

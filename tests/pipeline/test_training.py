@@ -193,6 +193,17 @@ def test_regularizers_start_late_ramp_in_and_gate_model_selection():
     assert warmed_up(immediate, 0.0).mask_area == 0.1 and selectable(immediate, 1)
 
 
+def test_a_motion_trunk_with_max_cell_pooling_trains_and_lowers_the_loss(tiny_dataset, tmp_path):
+    """The options of footage the reference recipe was not tuned for, through the training CLI."""
+    run = tmp_path / "run"
+    options = ["model.trunk_input=motion", "model.cell_pool=max", "model.mask_input=motion"]
+    assert run_train(tiny_dataset, run, *tiny_overrides(3, *options)) == 0
+    losses = [h["train"]["ce"] for h in history(run)]
+    assert losses[-1] < losses[0] - 0.02, losses
+    config = load_checkpoint(run / "best.pt").model_config
+    assert (config.trunk_input, config.cell_pool, config.mask_input) == ("motion", "max", "motion")
+
+
 @pytest.mark.parametrize("schedule", [
     ["train.lr_schedule=cosine", "train.lr_warmup_epochs=1", "train.regularizer_start=learning",
      "train.learning_threshold=0.05", "train.loss.mask_area=0.1"],

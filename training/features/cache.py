@@ -50,6 +50,9 @@ def feature_fields(config: ModelConfig) -> dict[str, Any]:
               "width": config.width}
     if config.backbone == "compact":
         fields["backbone_width"] = config.backbone_width  # ResNet trunks ignore it
+    if config.trunk_input != "frame":  # only then, so caches of frame trunks keep their identity
+        fields["trunk_input"] = config.trunk_input
+        fields["motion_radius"] = config.motion_radius
     return fields
 
 

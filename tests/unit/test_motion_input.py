@@ -1,0 +1,111 @@
+"""trunk_input=motion: the camera-stabilized frame difference (stanet/model/motion.py). The camera's translation
+is recovered to sub-pixel, a panning texture drops out of the difference while an object moving on its own
+stays, a flat frame keeps the camera still, and the model trains and exports with it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from export.clips import random_clips
+from export.onnx_graph import export_onnx
+from export.parity import check_parity
+from tiny import tiny_model_config
+from stanet.model import build_model
+from stanet.model.motion import StabilizedDifference, estimate_translation, translate
+
+
+def panning_clip(shift: tuple[float, float], frames: int = 6, size: int = 48, seed: int = 0) -> torch.Tensor:
+    """(1, T, 3, size, size): a fine random texture seen through a window that moves by `shift` per frame."""
+    generator = torch.Generator().manual_seed(seed)
+    texture = F.avg_pool2d(torch.randn(1, 3, size + 32, size + 32, generator=generator), 3, 1, 1)  # 3-px grain
+    views = [translate(texture, torch.tensor([[shift[0] * t, shift[1] * t]]))[..., 16:16 + size, 16:16 + size]
+             for t in range(frames)]
+    return torch.stack(views, dim=1)
+
+
+@pytest.mark.parametrize("shift", [(0.0, 0.0), (0.75, -1.25), (-2.4, 0.5), (1.5, 1.5)])
+def test_the_camera_translation_is_recovered_to_a_fraction_of_a_pixel(shift):
+    clip = panning_clip(shift)
+    estimated = StabilizedDifference(3).camera_shifts(clip)  # (1, T-1, 2)
+    assert (estimated - torch.tensor(shift)).abs().max() < 0.2, estimated
+
+
+def test_a_panning_texture_drops_out_and_an_object_moving_on_its_own_stays():
+    clip = panning_clip((0.75, -1.25)).clone()
+    for t in range(clip.shape[1]):  # a bright square moving right by 2 px a frame, against the pan
+        clip[0, t, :, 20:28, 8 + 2 * t:16 + 2 * t] = 3.0
+    out = StabilizedDifference(3)(clip)  # (1, T, 6, H, W)
+    assert out.shape == (1, 6, 6, 48, 48)
+    torch.testing.assert_close(out[:, :, :3], clip)  # the frames themselves pass through
+    difference = out[0, 1:, 3:].abs().mean(dim=1)  # (T-1, H, W)
+    plain = (clip[0, 1:] - clip[0, :-1]).abs().mean(dim=1)
+    background = torch.ones(48, 48, dtype=torch.bool)
+    background[16:32, 4:32] = False  # away from the square's path
+    background[:4], background[-4:], background[:, :4], background[:, -4:] = False, False, False, False  # the strip a pan uncovers
+    assert difference[:, background].mean() < 0.25 * plain[:, background].mean()
+    assert difference[:, 20:28, 18:24].mean() > 4 * difference[:, background].mean()
+
+
+def test_a_flat_frame_keeps_the_camera_still():
+    """On a flat frame the only thing a shift can align is the moving object: the camera stays (integer shift 0;
+    the sub-pixel refinement may lean by up to half a pixel), so the object's motion is not aligned away."""
+    clip = torch.zeros(1, 4, 3, 32, 32)
+    for t in range(4):
+        clip[0, t, :, 10:18, 4 + 3 * t:12 + 3 * t] = 2.0  # one object, 3 px a frame
+    shifts = StabilizedDifference(3).camera_shifts(clip)
+    assert shifts.abs().max() <= 0.5, shifts
+    difference = StabilizedDifference(3)(clip)[0, 1:, 3:].abs().mean(dim=(0, 1))  # (H, W)
+    assert difference[10:18].sum() > 0.95 * difference.sum()  # the object's rows, nowhere else
+
+
+def test_radius_zero_is_the_plain_frame_difference_and_the_first_frame_takes_the_second_ones():
+    clip = torch.randn(2, 5, 3, 20, 20)
+    out = StabilizedDifference(0)(clip)
+    plain = clip[:, 1:] - clip[:, :-1]
+    torch.testing.assert_close(out[:, 1:, 3:], plain, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[:, 0, 3:], out[:, 1, 3:])
+
+
+def test_the_translation_estimate_refuses_frames_smaller_than_its_search():
+    with pytest.raises(ValueError, match=r"frames of 6x6 pixels are too small for a motion search of \+-3"):
+        estimate_translation(torch.zeros(1, 6, 6), torch.zeros(1, 6, 6), 3)
+    with pytest.raises(ValueError, match="motion_radius 9 needs frames larger than 18 pixels"):
+        tiny_model_config(num_classes=4, trunk_input="motion", motion_radius=9, height=16, width=16)
+    with pytest.raises(ValueError, match=r"trunk_input must be one of \('frame', 'motion'\), got 'flow'"):
+        tiny_model_config(num_classes=4, trunk_input="flow")
+
+
+@pytest.mark.parametrize("backbone", ["compact", "resnet18"])
+def test_a_motion_trunk_trains_and_exports_with_the_same_served_tensors(backbone):
+    torch.manual_seed(0)
+    config = tiny_model_config(num_classes=4, clip_length=5, channel_dropout=0.0, trunk_input="motion",
+                               backbone=backbone)
+    model = build_model(config).train()
+    first = model.backbone.layers[0][0] if backbone == "compact" else model.backbone.stem[0]
+    assert first.in_channels == 6
+    out = model(torch.randn(2, 5, 3, 32, 32))
+    F.cross_entropy(out.logits, torch.tensor([1, 3])).backward()
+    assert first.weight.grad[:, 3:].abs().sum() > 0  # the difference channels learn
+    model.eval()
+    graph = export_onnx(model)
+    frame_graph = export_onnx(build_model(tiny_model_config(num_classes=4, clip_length=5, backbone=backbone)).eval())
+    assert graph.signature == frame_graph.signature
+    report = check_parity(model, graph.onnx_bytes, random_clips(4, config).clips, batch_sizes=(1, 4))
+    assert report.passed, report.failures
+
+
+def test_openvino_computes_the_motion_trunk_as_pytorch_does():
+    """GridSample, ArgMin and GatherElements convert to OpenVINO: its fp32 graph passes the same parity gate."""
+    from export.openvino_ir import OpenVinoSession, convert_to_ir
+
+    torch.manual_seed(0)
+    config = tiny_model_config(num_classes=4, clip_length=5, trunk_input="motion", cell_pool="max",
+                               mask_input="motion")
+    model = build_model(config).eval()
+    graph = export_onnx(model)
+    session = OpenVinoSession(convert_to_ir(graph.onnx_bytes), "fp32", threads=1)
+    report = check_parity(model, graph.onnx_bytes, random_clips(4, config).clips, batch_sizes=(1, 4),
+                          session=session)
+    assert report.passed, report.failures
