@@ -14,7 +14,7 @@ MASK_INPUTS = ("frame", "motion")
 MASK_ACTIVATIONS = ("sigmoid", "spatial_softmax")
 MASK_COMBINES = ("multiply", "mean_fill", "residual")
 CELL_POOLS = ("average", "max")
-TRUNK_INPUTS = ("frame", "motion")
+TRUNK_INPUTS = ("frame", "motion", "difference")
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,10 @@ class ModelConfig:
         backbone: "compact" (a small trunk, output stride 4, trains on 2 CPU cores), "resnet18" or "resnet50"
             (torchvision layouts, output stride 32: 7x7 maps at 224).
         backbone_width: base channel width of the compact trunk (its feature maps have 2x this).
-        trunk_input: "frame" (the paper: the trunk sees each frame alone) or "motion" (each frame and its
-            difference to the previous frame after cancelling the camera's translation,
-            stanet.model.motion: what does not move, a still or panning texture, drops out).
+        trunk_input: "frame" (the paper: the trunk sees each frame alone), "motion" (each frame and what moves in
+            it: the frame minus the clip's median background after cancelling the camera's translation,
+            stanet.model.motion; a still or panning texture drops out) or "difference" (the frame and its stabilized difference to
+            the previous frame, which also lights up where the object was).
         motion_radius: the camera-translation search of trunk_input=motion, +- pixels of the model's input
             per sampled frame pair (0: plain frame differences, for a still camera).
         freeze_backbone: keep the trunk's weights (and BatchNorm statistics) fixed.
@@ -97,7 +98,7 @@ class ModelConfig:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.motion_radius < 0:
             problems.append(f"motion_radius must be >= 0 pixels, got {self.motion_radius}")
-        elif self.trunk_input == "motion" and min(self.height, self.width) <= 2 * self.motion_radius:
+        elif self.trunk_input != "frame" and min(self.height, self.width) <= 2 * self.motion_radius:
             problems.append(f"motion_radius {self.motion_radius} needs frames larger than "
                             f"{2 * self.motion_radius} pixels, got {self.height}x{self.width}")
         if self.projection_channels < 0:

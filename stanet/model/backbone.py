@@ -66,8 +66,8 @@ class ResNetTrunk(nn.Module):
 
 
 def trunk_in_channels(config: ModelConfig) -> int:
-    """3 colour channels, plus the 3 of the stabilized frame difference with trunk_input=motion."""
-    return 6 if config.trunk_input == "motion" else 3
+    """3 colour channels, plus the 3 of the stabilized motion with trunk_input=motion or difference."""
+    return 3 if config.trunk_input == "frame" else 6
 
 
 def build_backbone(config: ModelConfig) -> nn.Module:

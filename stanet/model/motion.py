@@ -1,5 +1,6 @@
-"""Motion for the trunk: each frame together with its difference to the previous frame, after the previous
-frame has been moved to cancel the camera's motion (`model.trunk_input=motion`).
+"""Motion for the trunk: each frame together with what moves in it, after the neighbouring frames have been
+moved to cancel the camera's motion (`model.trunk_input=motion`: three-frame differencing; `difference`: the
+difference to the previous frame).
 
 Why: on a textured background the paper's per-frame trunk sees the texture at full contrast in every frame and
 the actor as one more patch of it; the temporal attention starts near uniform, so the ConvLSTM's input is close
@@ -11,7 +12,8 @@ previous frame is shifted by the camera's global translation, estimated per fram
    where the current frame and the shifted previous frame disagree (a robust error: the camera moves most
    pixels, a moving object few), over the interior both cover;
 2. the best candidate refined to sub-pixel by a parabola through its neighbours' errors, on each axis;
-3. the previous colour frame resampled at that shift (bilinear, border pixels repeated) and subtracted.
+3. the neighbouring colour frames resampled at that shift (bilinear, border pixels repeated) and subtracted;
+   with three frames, only what differs from both neighbours is kept (moving_now).
 
 Everything is plain tensor arithmetic (slices, argmin, gather, grid_sample), so it exports to ONNX opset 17
 (ArgMin, GatherElements, GridSample) and runs the same in PyTorch, onnxruntime and OpenVINO; nothing here is
@@ -37,6 +39,9 @@ AGREEMENT_SCALE = 0.25
 # remove the very motion the trunk is to see. Used for choosing the integer shift only; the sub-pixel
 # refinement reads the errors themselves.
 CAMERA_EVIDENCE = 0.1
+# A true minimum of the disagreement has neighbours that disagree on a tenth of the frame more (a textured pan
+# reaches several tenths); below that the surface is too flat to place a sub-pixel minimum.
+MIN_CURVATURE = 0.1
 
 
 def shift_errors(current: torch.Tensor, previous: torch.Tensor, radius: int) -> torch.Tensor:
@@ -63,9 +68,11 @@ def shift_errors(current: torch.Tensor, previous: torch.Tensor, radius: int) -> 
 
 def parabola_offset(left: torch.Tensor, centre: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     """Sub-pixel position of a minimum from three errors at -1, 0, +1 (the vertex of the parabola through
-    them), clamped to [-0.5, 0.5]; 0 where the three are flat."""
+    them), clamped to [-0.5, 0.5]. The curvature is floored at MIN_CURVATURE: a shallow error surface (noise,
+    no texture) says little about sub-pixel position, and dividing by a near-zero curvature would turn
+    rounding differences between runtimes into visible shifts."""
     curvature = left - 2.0 * centre + right
-    offset = 0.5 * (left - right) / curvature.clamp(min=1e-12)
+    offset = 0.5 * (left - right) / curvature.clamp(min=MIN_CURVATURE)
     return offset.clamp(-0.5, 0.5)
 
 
@@ -108,16 +115,51 @@ def translate(frames: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-class StabilizedDifference(nn.Module):
-    """(B, T, 3, H, W) normalized clip -> (B, T, 6, H, W): each frame and its difference to the previous frame
-    moved to cancel the camera's translation (search +-`radius` pixels of the model's input). The first frame,
-    which has no previous one, takes the second frame's difference, so every frame carries motion."""
+# Stands in for samples a frame did not see (TopK sorts them last); far above any normalized pixel value.
+UNSEEN = 1e4
 
-    def __init__(self, radius: int):
+
+def seen_median(aligned: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """Per-pixel median over time of the samples that saw the pixel: (B, T, C, H, W) frames moved onto one
+    frame, (B, T, 1, H, W) whether each sample lies inside its frame -> (B, C, H, W), the lower median of the
+    seen samples. What stays where it is while objects pass, wherever an object covers a pixel in fewer than
+    half of the frames that saw it. (TopK and GatherElements: ONNX has no median.)"""
+    B, T, C, H, W = aligned.shape
+    values = torch.where(seen, aligned, torch.full_like(aligned, UNSEEN))
+    ordered = torch.topk(values, T, dim=1, largest=False).values  # (B, T, C, H, W), ascending
+    count = seen.to(torch.int64).sum(dim=1, keepdim=True)  # (B, 1, 1, H, W), >= 1: the frame itself
+    index = ((count - 1) // 2).expand(B, 1, C, H, W)  # (B, 1, C, H, W)
+    return ordered.gather(1, index)[:, 0]  # (B, C, H, W)
+
+
+def inside_frame(shift: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(N, 2) shifts -> (N, 1, H, W): whether translate(frames, shift) reads pixel (y, x) from inside the frame
+    (source y - dy within [-1/4, H - 3/4], likewise x) rather than from its repeated border. The quarter-pixel
+    bounds are off the values shifts often take (whole pixels, and the refinement's clamp at half a pixel),
+    so rounding in another runtime does not flip a sample in or out."""
+    ys = torch.arange(height, dtype=shift.dtype, device=shift.device).view(1, height, 1) - shift[:, 0].view(-1, 1, 1)
+    xs = torch.arange(width, dtype=shift.dtype, device=shift.device).view(1, 1, width) - shift[:, 1].view(-1, 1, 1)
+    return ((ys >= -0.25) & (ys <= height - 0.75) & (xs >= -0.25) & (xs <= width - 0.75))[:, None]  # (N, 1, H, W)
+
+
+class StabilizedDifference(nn.Module):
+    """(B, T, 3, H, W) normalized clip -> (B, T, 6, H, W): each frame and what moves in it, the camera's
+    translation cancelled (search +-`radius` pixels of the model's input per frame pair).
+
+    `background=True` (trunk_input=motion): for each frame t, every frame of the clip is moved onto it by the
+    accumulated camera shifts; the per-pixel median of the samples that saw the pixel (not the border a
+    pan repeats) is frame t's background, and frame t minus it is what moves in frame t, where it is then. `background=False`
+    (trunk_input=difference): the difference to the previous frame, which lights up where an object is now
+    and where it was (its trailing strip lies outside its current box); the first frame takes the second's.
+    (Three-frame differencing, the part of a frame that differs from both neighbours, keeps only the
+    current position too but loses a uniform object's interior whenever it moves less than half its width
+    between samples, so it is not offered.)"""
+
+    def __init__(self, radius: int, background: bool = True):
         super().__init__()
         if radius < 0:
             raise ValueError(f"motion search radius must be >= 0 pixels, got {radius}")
-        self.radius = radius
+        self.radius, self.background = radius, background
 
     @torch.no_grad()
     def camera_shifts(self, clip: torch.Tensor) -> torch.Tensor:
@@ -134,9 +176,21 @@ class StabilizedDifference(nn.Module):
         B, T, C, H, W = clip.shape
         if T < 2:
             return torch.cat([clip, torch.zeros_like(clip)], dim=2)  # (B, 1, 2C, H, W): no motion to see
-        shifts = self.camera_shifts(clip).reshape(B * (T - 1), 2)  # (B*(T-1), 2)
-        previous = clip[:, :-1].reshape(B * (T - 1), C, H, W)  # (B*(T-1), C, H, W)
-        aligned = translate(previous, shifts).reshape(B, T - 1, C, H, W)  # (B, T-1, C, H, W)
-        difference = clip[:, 1:] - aligned  # (B, T-1, C, H, W)
-        difference = torch.cat([difference[:, :1], difference], dim=1)  # (B, T, C, H, W)
-        return torch.cat([clip, difference], dim=2)  # (B, T, 2C, H, W)
+        shifts = self.camera_shifts(clip)  # (B, T-1, 2), frame t -> t+1
+        if not self.background:
+            earlier = clip[:, :-1].reshape(B * (T - 1), C, H, W)  # (B*(T-1), C, H, W)
+            aligned = translate(earlier, shifts.reshape(B * (T - 1), 2)).reshape(B, T - 1, C, H, W)
+            difference = clip[:, 1:] - aligned  # (B, T-1, C, H, W)
+            difference = torch.cat([difference[:, :1], difference], dim=1)  # (B, T, C, H, W)
+            return torch.cat([clip, difference], dim=2)  # (B, T, 2C, H, W)
+        # offsets[:, u]: where frame 0's content is in frame u, the shifts accumulated up to u.
+        offsets = torch.cat([shifts.new_zeros(B, 1, 2), torch.cumsum(shifts, dim=1)], dim=1)  # (B, T, 2)
+        frames = clip.reshape(B * T, C, H, W)  # (B*T, C, H, W)
+        moving = []
+        for t in range(T):
+            # Frame u moved onto frame t: frame t's content lies at offsets[u] - offsets[t] in frame u.
+            onto_t = offsets[:, t:t + 1] - offsets  # (B, T, 2)
+            aligned = translate(frames, onto_t.reshape(B * T, 2)).reshape(B, T, C, H, W)  # (B, T, C, H, W)
+            seen = inside_frame(onto_t.reshape(B * T, 2), H, W).reshape(B, T, 1, H, W)  # (B, T, 1, H, W)
+            moving.append(clip[:, t] - seen_median(aligned, seen))  # (B, C, H, W)
+        return torch.cat([clip, torch.stack(moving, dim=1)], dim=2)  # (B, T, 2C, H, W)

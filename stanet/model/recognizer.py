@@ -29,7 +29,7 @@ class AttentionRecognizer(nn.Module):
     ::
 
         clip (B, T, 3, H, W) normalized
-          |  (trunk_input=motion: + the camera-stabilized difference to the previous frame, 6 channels)
+          |  (trunk_input=motion: + what moves in each frame, camera-stabilized, 6 channels)
           |  per-frame trunk
         X (B, T, C, h, w) --> mask net --> M (B, T, 1, h, w) in [0, 1]        "where"
           |  X~ = M X, mu + M (X - mu) or (1 + M) X  (optional 1x1 projection C -> P)
@@ -41,8 +41,10 @@ class AttentionRecognizer(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        # trunk_input=motion: each frame with its camera-stabilized difference (stanet/model/motion.py).
-        self.motion = StabilizedDifference(config.motion_radius) if config.trunk_input == "motion" else None
+        # trunk_input=motion|difference: each frame with what moves in it (stanet/model/motion.py).
+        self.motion = None
+        if config.trunk_input != "frame":
+            self.motion = StabilizedDifference(config.motion_radius, background=config.trunk_input == "motion")
         self.backbone = build_backbone(config)
         channels = self.backbone.out_channels
         self.channel_dropout = nn.Dropout2d(config.channel_dropout)
