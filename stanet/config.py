@@ -30,10 +30,10 @@ class ModelConfig:
         backbone_width: base channel width of the compact trunk (its feature maps have 2x this).
         trunk_input: "frame" (the paper: the trunk sees each frame alone), "motion" (each frame and what moves in
             it: the frame minus the clip's median background after cancelling the camera's translation,
-            stanet.model.motion; a still or panning texture drops out) or "difference" (the frame and its stabilized difference to
-            the previous frame, which also lights up where the object was).
-        motion_radius: the camera-translation search of trunk_input=motion, +- pixels of the model's input
-            per sampled frame pair (0: plain frame differences, for a still camera).
+            stanet.model.motion; a still or panning texture drops out) or "difference" (the frame and its
+            stabilized difference to the previous frame, which also lights up where the object was).
+        motion_radius: the camera-translation search of trunk_input=motion|difference, +- pixels of the model's
+            input per sampled frame pair (0: no search, for a still camera).
         freeze_backbone: keep the trunk's weights (and BatchNorm statistics) fixed.
         spatial_attention: learn the per-frame mask M; off = the "no spatial attention" ablation (M = 1).
         mask_input: "frame" (the paper: the mask from each frame's features alone) or "motion" (the frame's

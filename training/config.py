@@ -179,12 +179,6 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-# The reference recipe for footage it was not tuned for: the trunk also sees each frame's camera-stabilized
-# difference and the attention reads each map's strongest cells (docs/model.md, "Options for footage the
-# reference recipe was not tuned for"); measured on the generalization suite (docs/benchmark.md).
-PRESETS["footage"] = _merge(PRESETS["synthetic"], {"model": {"trunk_input": "motion", "cell_pool": "max"}})
-
-
 def _parse_value(text: str) -> Any:
     """A `--set` value: int, then float (YAML 1.1 would read 3e-3 as a string), then YAML (true, null, lists)."""
     for kind in (int, float):

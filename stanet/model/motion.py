@@ -148,9 +148,10 @@ class StabilizedDifference(nn.Module):
 
     `background=True` (trunk_input=motion): for each frame t, every frame of the clip is moved onto it by the
     accumulated camera shifts; the per-pixel median of the samples that saw the pixel (not the border a
-    pan repeats) is frame t's background, and frame t minus it is what moves in frame t, where it is then. `background=False`
-    (trunk_input=difference): the difference to the previous frame, which lights up where an object is now
-    and where it was (its trailing strip lies outside its current box); the first frame takes the second's.
+    pan repeats) is frame t's background, and frame t minus it is what moves in frame t, where it is then.
+    `background=False` (trunk_input=difference): the difference to the previous frame, which lights up where
+    an object is now and where it was (its trailing strip lies outside its current box); the first frame
+    takes the second's.
     (Three-frame differencing, the part of a frame that differs from both neighbours, keeps only the
     current position too but loses a uniform object's interior whenever it moves less than half its width
     between samples, so it is not offered.)"""

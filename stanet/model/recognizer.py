@@ -44,7 +44,7 @@ class AttentionRecognizer(nn.Module):
         # trunk_input=motion|difference: each frame with what moves in it (stanet/model/motion.py).
         self.motion = None
         if config.trunk_input != "frame":
-            self.motion = StabilizedDifference(config.motion_radius, background=config.trunk_input == "motion")
+            self.motion = StabilizedDifference(config.motion_radius, background=config.trunk_input != "difference")
         self.backbone = build_backbone(config)
         channels = self.backbone.out_channels
         self.channel_dropout = nn.Dropout2d(config.channel_dropout)
@@ -84,7 +84,7 @@ class AttentionRecognizer(nn.Module):
     def forward_features(self, clip: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> per-frame trunk features (B, T, C, h, w), before any attention."""
         if self.motion is not None:
-            clip = self.motion(clip)  # (B, T, 6, H, W)
+            clip = self.motion(clip)  # (B, T, 6, H, W): the frame, what moves in it
         B, T, channels, H, W = clip.shape
         features = self.backbone(clip.reshape(B * T, channels, H, W))  # (B*T, C, h, w)
         return features.reshape(B, T, *features.shape[1:])  # (B, T, C, h, w)

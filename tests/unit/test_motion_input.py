@@ -1,9 +1,10 @@
-"""trunk_input=motion: the camera-stabilized frame difference (stanet/model/motion.py). The camera's translation
-is recovered to sub-pixel, a panning texture drops out of the difference while an object moving on its own
-stays, a flat frame keeps the camera still, and the model trains and exports with it."""
+"""trunk_input=motion|difference: what moves in each frame, the camera cancelled (stanet/model/motion.py).
+The camera's translation is recovered to sub-pixel, a panning texture drops out while an object moving on its
+own stays, where it is now, a flat frame keeps the camera still, and the model trains and exports with it."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
@@ -43,7 +44,8 @@ def test_a_panning_texture_drops_out_and_an_object_moving_on_its_own_stays():
     plain = (clip[0, 1:] - clip[0, :-1]).abs().mean(dim=1)
     background = torch.ones(48, 48, dtype=torch.bool)
     background[16:32, 4:32] = False  # away from the square's path
-    background[:8], background[-8:], background[:, :8], background[:, -8:] = False, False, False, False  # what a pan uncovers
+    for edge in (np.s_[:8], np.s_[-8:]):  # the strips a pan uncovers
+        background[edge], background[:, edge] = False, False
     assert difference[:, background].mean() < 0.3 * plain[:, background].mean()
     assert difference[:, 20:28, 18:24].mean() > 4 * difference[:, background].mean()
 
@@ -90,17 +92,18 @@ def test_the_translation_estimate_refuses_frames_smaller_than_its_search():
         tiny_model_config(num_classes=4, trunk_input="flow")
 
 
-@pytest.mark.parametrize("backbone", ["compact", "resnet18"])
-def test_a_motion_trunk_trains_and_exports_with_the_same_served_tensors(backbone):
+@pytest.mark.parametrize("backbone,trunk_input,channels", [("compact", "motion", 6), ("resnet18", "motion", 6),
+                                                            ("compact", "difference", 6)])
+def test_a_motion_trunk_trains_and_exports_with_the_same_served_tensors(backbone, trunk_input, channels):
     torch.manual_seed(0)
-    config = tiny_model_config(num_classes=4, clip_length=5, channel_dropout=0.0, trunk_input="motion",
+    config = tiny_model_config(num_classes=4, clip_length=5, channel_dropout=0.0, trunk_input=trunk_input,
                                backbone=backbone)
     model = build_model(config).train()
     first = model.backbone.layers[0][0] if backbone == "compact" else model.backbone.stem[0]
-    assert first.in_channels == 6
+    assert first.in_channels == channels
     out = model(torch.randn(2, 5, 3, 32, 32))
     F.cross_entropy(out.logits, torch.tensor([1, 3])).backward()
-    assert first.weight.grad[:, 3:].abs().sum() > 0  # the difference channels learn
+    assert first.weight.grad[:, channels - 3:].abs().sum() > 0  # the motion channels learn
     model.eval()
     graph = export_onnx(model)
     frame_graph = export_onnx(build_model(tiny_model_config(num_classes=4, clip_length=5, backbone=backbone)).eval())
