@@ -1,24 +1,24 @@
-"""Motion for the trunk: each frame together with what moves in it, after the neighbouring frames have been
-moved to cancel the camera's motion (`model.trunk_input=motion`: three-frame differencing; `difference`: the
-difference to the previous frame).
+"""Motion for the trunk: each frame together with what moves in it, the camera's motion cancelled
+(`model.trunk_input=motion`: the frame minus the clip's background; `difference`: the difference to the previous
+frame).
 
 Why: on a textured background the paper's per-frame trunk sees the texture at full contrast in every frame and
 the actor as one more patch of it; the temporal attention starts near uniform, so the ConvLSTM's input is close
-to the clip's mean frame, where a still texture stays sharp and a moving actor blurs. A frame difference
-removes whatever does not move. A panning camera moves every pixel, so the difference is taken after the
-previous frame is shifted by the camera's global translation, estimated per frame pair:
+to the clip's mean frame, where a still texture stays sharp and a moving actor blurs. Subtracting what does not
+move removes the texture. A panning camera moves every pixel, so the frames are first moved onto each other by
+the camera's global translation, estimated per frame pair:
 
 1. grey frames (channel mean), one integer shift per candidate in [-R, R]^2 pixels: the share of pixels
    where the current frame and the shifted previous frame disagree (a robust error: the camera moves most
    pixels, a moving object few), over the interior both cover;
 2. the best candidate refined to sub-pixel by a parabola through its neighbours' errors, on each axis;
-3. the neighbouring colour frames resampled at that shift (bilinear, border pixels repeated) and subtracted;
-   with three frames, only what differs from both neighbours is kept (moving_now).
+3. `motion`: every frame moved onto frame t (bilinear) and the per-pixel median of the samples that saw the
+   pixel taken as frame t's background; `difference`: the previous frame moved onto frame t.
 
-Everything is plain tensor arithmetic (slices, argmin, gather, grid_sample), so it exports to ONNX opset 17
-(ArgMin, GatherElements, GridSample) and runs the same in PyTorch, onnxruntime and OpenVINO; nothing here is
-learned. A translation is the camera motion this removes; zoom and rotation leave a residual at the edges of
-texture, as does the strip a pan uncovers at the frame's border.
+Everything is plain tensor arithmetic (slices, argmin, gather, topk, grid_sample), so it exports to ONNX opset
+17 (ArgMin, GatherElements, TopK, GridSample) and runs the same in PyTorch, onnxruntime and OpenVINO; nothing
+here is learned. A translation is the camera motion this removes; zoom, rotation and parallax leave a residual
+at the edges of texture.
 """
 
 from __future__ import annotations
@@ -26,9 +26,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-MOTION_CHANNELS = 3  # the colour difference added to each frame's 3 channels
-
 
 # A pixel agrees with a shift when the two frames differ there by well under this (normalized units, about 15
 # grey levels): the error counts disagreeing pixels smoothly (Geman-McClure), so the camera's motion is the one
