@@ -125,3 +125,18 @@ def test_openvino_computes_the_motion_trunk_as_pytorch_does():
     report = check_parity(model, graph.onnx_bytes, random_clips(4, config).clips, batch_sizes=(1, 4),
                           session=session)
     assert report.passed, report.failures
+
+
+def test_imagenet_weights_fill_the_colour_channels_of_a_motion_resnet_and_the_motion_channels_start_at_zero(tmp_path):
+    from torchvision import models
+
+    from stanet.model.backbone import load_backbone_weights
+
+    torch.manual_seed(0)
+    path = tmp_path / "resnet18.pth"
+    torch.save(models.resnet18(weights=None).state_dict(), path)  # stands in for a downloaded ImageNet file
+    model = build_model(tiny_model_config(num_classes=4, trunk_input="motion", backbone="resnet18"))
+    load_backbone_weights(model.backbone, path)
+    stem = model.backbone.stem[0].weight
+    torch.testing.assert_close(stem[:, :3], torch.load(path)["conv1.weight"])
+    assert stem[:, 3:].abs().sum() == 0
