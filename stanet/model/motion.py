@@ -163,11 +163,11 @@ class StabilizedDifference(nn.Module):
     def camera_shifts(self, clip: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> (B, T-1, 2): the translation (dy, dx) from frame t to frame t+1."""
         B, T, C, H, W = clip.shape
+        if self.radius == 0:
+            return clip.new_zeros(B, T - 1, 2)
         grey = clip.mean(dim=2)  # (B, T, H, W)
         current = grey[:, 1:].reshape(B * (T - 1), H, W)  # (B*(T-1), H, W)
         previous = grey[:, :-1].reshape(B * (T - 1), H, W)
-        if self.radius == 0:
-            return clip.new_zeros(B, T - 1, 2)
         return estimate_translation(current, previous, self.radius).reshape(B, T - 1, 2)  # (B, T-1, 2)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
