@@ -13,7 +13,7 @@ TEMPORAL_MODES = ("recurrent", "convlstm_first", "none")
 MASK_INPUTS = ("frame", "motion")
 MASK_ACTIVATIONS = ("sigmoid", "spatial_softmax")
 MASK_COMBINES = ("multiply", "mean_fill", "residual")
-CELL_POOLS = ("average", "max")
+CELL_POOLS = ("average", "max", "max_average")
 TRUNK_INPUTS = ("frame", "motion", "difference")
 
 
@@ -46,7 +46,8 @@ class ModelConfig:
             v.tanh(Wx GAP(X~_t) + Wh GAP(H_{s-1}) + b)), "convlstm_first" (the paper's alternative: ConvLSTM
             over the frames in order, then softmax attention over GAP(H_t)), or "none" (uniform weights).
         cell_pool: how the temporal attention and the head reduce a map over its cells: "average" (GAP, the
-            paper) or "max" (stanet.model.temporal_attention.pool_cells: a small actor is not diluted by clutter).
+            paper), "max" (a small actor is not diluted by clutter) or "max_average" ((max + average) / 2: the
+            cells the mask keeps still cost; stanet.model.temporal_attention.pool_cells).
         projection_channels: optional 1x1 conv C -> P before the ConvLSTM (0 = none); the ConvLSTM gates conv
             costs 2*(C+Ch)*4Ch*9*h*w FLOPs per step, so a projection is the cheapest lever for big trunks.
         hidden_channels: ConvLSTM hidden size Ch.

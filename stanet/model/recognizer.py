@@ -34,7 +34,7 @@ class AttentionRecognizer(nn.Module):
         X (B, T, C, h, w) --> mask net --> M (B, T, 1, h, w) in [0, 1]        "where"
           |  X~ = M X, mu + M (X - mu) or (1 + M) X  (optional 1x1 projection C -> P)
         temporal attention + ConvLSTM --> weights (B, S, T)                    "when"
-          |  mean_s GAP(H_s)  (or the max over cells: cell_pool)
+          |  mean_s GAP(H_s)  (or max, (max + GAP) / 2 over cells: cell_pool)
         Linear --> logits (B, K)
     """
 

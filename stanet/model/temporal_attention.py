@@ -11,16 +11,25 @@ from stanet.model.convlstm import ConvLSTMCell
 
 
 def pool_cells(x: torch.Tensor, mode: str) -> torch.Tensor:
-    """(..., C, h, w) -> (..., C) over the map's cells: "average" (GAP, the paper) or "max".
+    """(..., C, h, w) -> (..., C) over the map's cells: "average" (GAP, the paper), "max" or "max_average"
+    ((max + average) / 2).
 
     Why max: an actor covers a cell or two of the map; averaged with every other cell its evidence is diluted
     by the number of cells, and on a cluttered (textured) background the other cells' variation drowns it
     before training has found the actor. The strongest cell of each channel is what it detects, wherever it
-    is, and what the mask leaves of the background cannot outvote it."""
+    is, and what the mask leaves of the background cannot outvote it.
+
+    Why both: under max alone the cells the mask leaves open cost the classifier nothing (they never reach
+    the max), so nothing but the area term closes the mask on the background. The average half makes every
+    cell the mask keeps count, so cross-entropy itself closes the mask where the background only adds noise,
+    while the max half still carries a one-cell actor before the mask has found it. A sum, not two
+    concatenated vectors: the classifier cannot zero the average half's weights and escape its cost."""
     if mode == "max":
         return x.amax(dim=(-2, -1))
     if mode == "average":
         return x.mean(dim=(-2, -1))
+    if mode == "max_average":
+        return 0.5 * (x.amax(dim=(-2, -1)) + x.mean(dim=(-2, -1)))
     raise ValueError(f"unknown cell pool {mode!r}")
 
 

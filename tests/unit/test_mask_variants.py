@@ -81,7 +81,7 @@ def test_invalid_mask_options_are_named():
         tiny(mask_activation="relu")
     with pytest.raises(ValueError, match="mask_combine must be one of"):
         tiny(mask_combine="add")
-    with pytest.raises(ValueError, match=r"cell_pool must be one of \('average', 'max'\), got 'sum'"):
+    with pytest.raises(ValueError, match=r"cell_pool must be one of \('average', 'max', 'max_average'\), got 'sum'"):
         tiny(cell_pool="sum")
 
 
@@ -96,10 +96,11 @@ def test_onnxruntime_serves_the_variants_as_pytorch_computes_them(mask_input, ac
     assert report.passed, report.failures
 
 
-@pytest.mark.parametrize("temporal", ["recurrent", "convlstm_first", "none"])
-def test_max_cell_pooling_trains_and_exports(temporal):
+@pytest.mark.parametrize("pool,temporal", [("max", "recurrent"), ("max", "convlstm_first"), ("max", "none"),
+                                           ("max_average", "recurrent"), ("max_average", "convlstm_first")])
+def test_max_cell_pooling_trains_and_exports(pool, temporal):
     torch.manual_seed(0)
-    config = tiny(cell_pool="max", temporal_attention=temporal)
+    config = tiny(cell_pool=pool, temporal_attention=temporal)
     model = build_model(config).train()
     out = model(torch.randn(2, 5, 3, 32, 32))
     torch.nn.functional.cross_entropy(out.logits, torch.tensor([1, 3])).backward()
@@ -114,3 +115,14 @@ def test_max_cell_pooling_keeps_a_one_cell_signal_that_average_pooling_dilutes()
     x[0, 0, 3, 5] = 1.0  # one cell of 64 lights up
     torch.testing.assert_close(pool_cells(x, "max"), torch.tensor([[1.0, 0.0]]))
     torch.testing.assert_close(pool_cells(x, "average"), torch.tensor([[1.0 / 64, 0.0]]))
+    torch.testing.assert_close(pool_cells(x, "max_average"), torch.tensor([[0.5 + 0.5 / 64, 0.0]]))
+
+
+def test_max_average_pooling_gives_every_cell_the_mask_keeps_a_gradient():
+    # Under max alone a cell that is not the channel's strongest gets no gradient, so cross-entropy has no
+    # reason to close the mask there; the average half reaches every cell.
+    x = torch.rand(1, 2, 8, 8, requires_grad=True)
+    for mode, cells_reached in (("max", 2), ("max_average", 128)):
+        x.grad = None
+        pool_cells(x, mode).sum().backward()
+        assert int((x.grad != 0).sum()) == cells_reached, mode
