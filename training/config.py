@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from stanet.config import ModelConfig
+from stanet.config import CELL_POOLS, ModelConfig
 from training.losses import LossWeights
 
 
@@ -46,6 +46,11 @@ class TrainConfig:
     # validation accuracy showed learning (learning_threshold), and not before regularizer_start_epoch.
     regularizer_start: str = "epoch"
     learning_threshold: float = 0.25  # learning started: val accuracy >= chance + this * (1 - chance)
+    # "" or a cell pooling (stanet.config.CELL_POOLS) the model uses while the regularizers are off, blended
+    # into model.cell_pool as they ramp in (training.regularizer_schedule.early_pool_weight); best.pt only
+    # once model.cell_pool pools alone. "max" lets a small actor on clutter be found before average pooling,
+    # which keeps the mask on it, has to carry it.
+    early_cell_pool: str = ""
     seed: int = 1234
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # mixed precision, used on CUDA only
@@ -89,6 +94,9 @@ class TrainConfig:
             problems.append(f"lr_floor must be in [0, 1], got {self.lr_floor}")
         if self.plateau_after_learning and self.lr_schedule != "plateau":
             problems.append("plateau_after_learning needs lr_schedule=plateau")
+        if self.early_cell_pool and self.early_cell_pool not in CELL_POOLS:
+            problems.append(f"early_cell_pool must be empty or one of {', '.join(CELL_POOLS)}, "
+                            f"got {self.early_cell_pool!r}")
         if self.regularizer_start not in REGULARIZER_STARTS:
             problems.append(f"regularizer_start must be one of {', '.join(REGULARIZER_STARTS)}, "
                             f"got {self.regularizer_start!r}")

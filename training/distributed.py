@@ -122,6 +122,11 @@ def wrap_model(model: nn.Module, ctx: DistContext, device: torch.device, *, sync
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The model wrap_model was given (DistributedDataParallel keeps it as `.module`)."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
 def rank_share(batch_size: int, rank: int, world_size: int) -> tuple[int, int]:
     """[start, stop) of rank's contiguous part of a batch; parts differ in size by at most one (np.array_split)."""
     base, extra = divmod(batch_size, world_size)

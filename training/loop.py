@@ -18,9 +18,9 @@ from stanet.model import AttentionRecognizer
 from stanet.model.preprocess import normalize_clip
 from training.config import TrainConfig
 from training.data import ClipDataset, EpochBatchSampler
-from training.distributed import SINGLE_PROCESS, DistContext, RankBatchSampler
+from training.distributed import SINGLE_PROCESS, DistContext, RankBatchSampler, unwrapped
 from training.losses import LossWeights, attention_loss
-from training.regularizer_schedule import warmed_up
+from training.regularizer_schedule import early_pool_weight, warmed_up
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -132,6 +132,9 @@ def train_one_epoch(model: AttentionRecognizer, loader: DataLoader, optimizer: t
         torch.manual_seed(step_seed(config.seed, epoch, step) + ctx.rank)  # dropout masks differ per rank
         epochs_done = epoch + step / max(steps_per_epoch, 1)
         weights = warmed_up(config, epochs_done, regularizer_start)
+        if config.early_cell_pool:
+            unwrapped(model).set_early_pool(config.early_cell_pool,
+                                            early_pool_weight(config, epochs_done, regularizer_start))
         if set_lr is not None:
             set_lr(epochs_done)
         loss, terms, correct = forward_loss(model, batch, weights, device, config.amp)

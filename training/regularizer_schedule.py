@@ -30,26 +30,42 @@ def regularizer_start(config: TrainConfig, progress: dict[str, Any]) -> float:
     return float("inf") if learned is None else max(config.regularizer_start_epoch, float(learned))
 
 
-def warmed_up(config: TrainConfig, epochs_done: float, start_epoch: float | None = None) -> LossWeights:
-    """The regularizer weights after `epochs_done` (fractional) epochs: 0 before the start epoch
-    (`start_epoch`, by default `regularizer_start_epoch`), then a linear ramp over `regularizer_warmup_epochs`
-    (the cross-entropy weight is always 1)."""
+def ramp(config: TrainConfig, epochs_done: float, start_epoch: float | None = None) -> float:
+    """How far the regularizers are in after `epochs_done` (fractional) epochs, in [0, 1]: 0 before the start
+    epoch (`start_epoch`, by default `regularizer_start_epoch`), then linear over `regularizer_warmup_epochs`."""
     start = config.regularizer_start_epoch if start_epoch is None else start_epoch
     since_start = epochs_done - start
     if since_start < 0:
-        scale = 0.0
-    elif config.regularizer_warmup_epochs <= 0:
+        return 0.0
+    if config.regularizer_warmup_epochs <= 0:
+        return 1.0
+    return min(1.0, since_start / config.regularizer_warmup_epochs)
+
+
+def warmed_up(config: TrainConfig, epochs_done: float, start_epoch: float | None = None) -> LossWeights:
+    """The regularizer weights after `epochs_done` epochs: the full weights times `ramp` (the cross-entropy
+    weight is always 1)."""
+    scale = ramp(config, epochs_done, start_epoch)
+    if scale == 1.0:
         return config.loss
-    else:
-        scale = min(1.0, since_start / config.regularizer_warmup_epochs)
     return LossWeights(**{f: getattr(config.loss, f) * scale for f in config.loss.__dataclass_fields__})
+
+
+def early_pool_weight(config: TrainConfig, epochs_done: float, start_epoch: float | None = None) -> float:
+    """The weight of `early_cell_pool` in the model's cell pooling: 1 while the regularizers are off, 0 once
+    they are at full weight (the same ramp, reversed), 0 always without an early pooling. Why tied to the
+    regularizers: the mask is shaped once they start, and it must be shaped under the pooling that is served."""
+    if not config.early_cell_pool:
+        return 0.0
+    return 1.0 - ramp(config, epochs_done, start_epoch)
 
 
 def selectable(config: TrainConfig, epochs_done: int, start_epoch: float | None = None) -> bool:
     """Whether a checkpoint after `epochs_done` epochs may become best.pt: only once the regularizers are
-    at full weight (when there are any), so the model kept is one trained with the whole objective and the
-    validation losses compared are of the same objective."""
-    if not any(getattr(config.loss, f) for f in config.loss.__dataclass_fields__):
+    at full weight (when there are any, or an early pooling rides on their ramp), so the model kept is one
+    trained with the whole objective and the served pooling, and the validation losses compared are of the
+    same objective."""
+    if not config.early_cell_pool and not any(getattr(config.loss, f) for f in config.loss.__dataclass_fields__):
         return True
     start = config.regularizer_start_epoch if start_epoch is None else start_epoch
     return epochs_done >= start + config.regularizer_warmup_epochs

@@ -15,6 +15,7 @@ from stanet.constants import LAST_CHECKPOINT
 from training.config import RunConfig
 from training.distributed import init_distributed, shutdown_distributed, wrap_model
 from training.lr_schedule import CosineSchedule
+from training.regularizer_schedule import early_pool_weight
 from training.loop import StopRequest, TrainingError, evaluate_loss, make_loader, select_device, train_one_epoch
 from training.run_data import prepare_data
 from training.run_state import restore_or_init, start_or_resume
@@ -63,6 +64,9 @@ def train(data_dir: str | Path | None, out_dir: str | Path, run_config: RunConfi
                 writer.save_last(state)  # mid-epoch: progress["step"] says which batches are done
                 raise KeyboardInterrupt
             stopped_early = bool(train_metrics["stopped"])
+            if config.early_cell_pool:  # validate with the pooling of the epoch's end, as best.pt would be kept
+                state.model.set_early_pool(config.early_cell_pool, early_pool_weight(
+                    config, epoch + 1, state.regularizer_start(config)))
             val_metrics = evaluate_loss(state.model, val_loader, config.loss, device, config.amp, ctx)
             record, improved = state.end_epoch(config, train_metrics, val_metrics,
                                                elapsed_s=round(time.monotonic() - started, 1),
@@ -73,7 +77,9 @@ def train(data_dir: str | Path | None, out_dir: str | Path, run_config: RunConfi
             _print(progress, f"time limit of {config.max_minutes} min reached after epoch {state.progress['epoch']}")
         if ctx.is_main and not writer.best_path.exists() and state.progress["epoch"] > 0:
             writer.save_best(state)  # stopped before the regularizers reached full weight: keep the last model
-            _print(progress, "the regularizers never reached full weight; best.pt is the last epoch's model")
+            _print(progress, "the regularizers never reached full weight; best.pt is the last epoch's model"
+                   + (f" (trained partly with {config.early_cell_pool} cell pooling, served with the model's "
+                      f"own)" if config.early_cell_pool else ""))
     except RuntimeError as exc:
         if ctx.enabled and _lost_peer(exc):
             raise TrainingError(f"rank {ctx.rank} of {ctx.world_size}: a collective operation failed, so another "

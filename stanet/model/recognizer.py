@@ -68,6 +68,11 @@ class AttentionRecognizer(nn.Module):
         if config.freeze_backbone:
             self.backbone.requires_grad_(False)
 
+    def set_early_pool(self, early: str, weight: float) -> None:
+        """Blend the temporal attention's and the head's cell pooling with `early` at `weight` (training only:
+        `train.early_cell_pool`; a model built from its config pools by `config.cell_pool` alone)."""
+        self.temporal.pool.set_early(early, weight)
+
     def train(self, mode: bool = True) -> "AttentionRecognizer":
         super().train(mode)
         if self.config.freeze_backbone:

@@ -33,6 +33,33 @@ def pool_cells(x: torch.Tensor, mode: str) -> torch.Tensor:
     raise ValueError(f"unknown cell pool {mode!r}")
 
 
+class CellPooling(nn.Module):
+    """The configured `pool_cells` mode, optionally blended during training with an early mode:
+    pooled = w * pool(early) + (1 - w) * pool(mode). `w` is set by the training loop
+    (`train.early_cell_pool`, training.regularizer_schedule.early_pool_weight) and is 0 in every model built
+    from a checkpoint, so what is exported and served is `mode` alone. No parameters: a checkpoint is the
+    same with and without it."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        pool_cells(torch.zeros(1, 1, 1), mode)  # an unknown mode fails here, not at the first forward
+        self.mode, self.early, self.early_weight = mode, mode, 0.0
+
+    def set_early(self, early: str, weight: float) -> None:
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"early pooling weight must be in [0, 1], got {weight}")
+        pool_cells(torch.zeros(1, 1, 1), early)
+        self.early, self.early_weight = early, float(weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., C, h, w) -> (..., C)."""
+        if self.early_weight == 0.0 or self.early == self.mode:
+            return pool_cells(x, self.mode)
+        if self.early_weight == 1.0:
+            return pool_cells(x, self.early)
+        return self.early_weight * pool_cells(x, self.early) + (1.0 - self.early_weight) * pool_cells(x, self.mode)
+
+
 class RecurrentTemporalAttention(nn.Module):
     """At each ConvLSTM step s = 1..T the input is an attention-weighted sum of all masked frames:
 
@@ -50,7 +77,7 @@ class RecurrentTemporalAttention(nn.Module):
     def __init__(self, in_channels: int, hidden_channels: int, attention_dim: int, *, attend: bool = True,
                  pool: str = "average"):
         super().__init__()
-        self.attend, self.pool = attend, pool
+        self.attend, self.pool = attend, CellPooling(pool)
         self.init_hidden = nn.Sequential(conv_bn_relu(in_channels, hidden_channels),
                                          nn.Conv2d(hidden_channels, hidden_channels, 3, padding=1), nn.Tanh())
         self.init_cell = nn.Sequential(conv_bn_relu(in_channels, hidden_channels),
@@ -73,21 +100,21 @@ class RecurrentTemporalAttention(nn.Module):
         mean_frame = x.mean(dim=1)  # (B, C, h, w)
         hidden, cell = self.init_hidden(mean_frame), self.init_cell(mean_frame)  # (B, Ch, h, w) each
         if self.attend:
-            descriptors = self.frame_norm(pool_cells(x, self.pool).reshape(B * T, C))  # (B*T, C), per-channel unit scale
+            descriptors = self.frame_norm(self.pool(x).reshape(B * T, C))  # (B*T, C), per-channel unit scale
             frame_scores = self.score_frame(descriptors.reshape(B, T, C))  # (B, T, A)
         else:
             uniform = x.new_full((B, T), 1.0 / T)
         pooled, weights = [], []
         for _ in range(T):
             if self.attend:
-                hidden_scores = self.score_hidden(pool_cells(hidden, self.pool))  # (B, A)
+                hidden_scores = self.score_hidden(self.pool(hidden))  # (B, A)
                 energy = self.score_out(torch.tanh(frame_scores + hidden_scores[:, None, :]))  # (B, T, 1)
                 step_weights = torch.softmax(energy.squeeze(-1), dim=1)  # (B, T)
             else:
                 step_weights = uniform
             attended = torch.einsum("bt,btchw->bchw", step_weights, x)  # (B, C, h, w)
             hidden, cell = self.cell(attended, (hidden, cell))
-            pooled.append(pool_cells(hidden, self.pool))  # (B, Ch)
+            pooled.append(self.pool(hidden))  # (B, Ch)
             weights.append(step_weights)
         return torch.stack(pooled, dim=1).mean(dim=1), torch.stack(weights, dim=1)  # (B, Ch), (B, T, T)
 
@@ -99,7 +126,7 @@ class ConvLSTMFirstAttention(nn.Module):
 
     def __init__(self, in_channels: int, hidden_channels: int, *, pool: str = "average"):
         super().__init__()
-        self.pool = pool
+        self.pool = CellPooling(pool)
         self.cell = ConvLSTMCell(in_channels, hidden_channels)
         self.score = nn.Linear(hidden_channels, 1)
 
@@ -111,7 +138,7 @@ class ConvLSTMFirstAttention(nn.Module):
         states = []
         for t in range(T):
             hidden, cell = self.cell(x[:, t], (hidden, cell))
-            states.append(pool_cells(hidden, self.pool))  # (B, Ch)
+            states.append(self.pool(hidden))  # (B, Ch)
         states = torch.stack(states, dim=1)  # (B, T, Ch)
         beta = torch.softmax(self.score(states).squeeze(-1), dim=1)  # (B, T)
         pooled = torch.einsum("bt,btc->bc", beta, states)  # (B, Ch)

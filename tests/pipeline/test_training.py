@@ -208,7 +208,9 @@ def test_a_motion_trunk_with_max_cell_pooling_trains_and_lowers_the_loss(tiny_da
     ["train.lr_schedule=cosine", "train.lr_warmup_epochs=1", "train.regularizer_start=learning",
      "train.learning_threshold=0.05", "train.loss.mask_area=0.1"],
     ["train.plateau_after_learning=true", "train.lr_patience=0"],
-], ids=["cosine+learning-start", "plateau-after-learning"])
+    ["train.early_cell_pool=max", "train.regularizer_start_epoch=1", "train.regularizer_warmup_epochs=1",
+     "train.loss.mask_area=0.1"],
+], ids=["cosine+learning-start", "plateau-after-learning", "early-max-pooling"])
 def test_schedules_train_and_lower_the_loss(tiny_dataset, tmp_path, schedule):
     run = tmp_path / "run"
     assert run_train(tiny_dataset, run, *tiny_overrides(4, *schedule)) == 0
@@ -218,3 +220,7 @@ def test_schedules_train_and_lower_the_loss(tiny_dataset, tmp_path, schedule):
     if "train.lr_schedule=cosine" in schedule:
         rates = [h["lr"] for h in records]
         assert rates[-1] < rates[1], rates  # annealing
+    if "train.early_cell_pool=max" in schedule:  # best.pt serves average pooling, from an epoch pooled by it
+        assert load_checkpoint(run / "best.pt").model_config.cell_pool == "average"
+        best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
+        assert len(best["history"]) >= 2  # epoch 1, pooled by max alone, cannot be best.pt

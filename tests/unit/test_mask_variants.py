@@ -126,3 +126,28 @@ def test_max_average_pooling_gives_every_cell_the_mask_keeps_a_gradient():
         x.grad = None
         pool_cells(x, mode).sum().backward()
         assert int((x.grad != 0).sum()) == cells_reached, mode
+
+
+def test_early_pooling_blends_into_the_configured_pooling_and_a_rebuilt_model_has_none():
+    """`set_early_pool` (train.early_cell_pool): weight 1 pools as the early mode, 0 as the configured one, in
+    between a blend; a model built from the same config (a checkpoint's) pools by its own mode alone."""
+    torch.manual_seed(0)
+    config = tiny_model_config(num_classes=3, clip_length=4)
+    max_config = tiny_model_config(num_classes=3, clip_length=4, cell_pool="max")
+    model = build_model(config).eval()
+    max_model = build_model(max_config).eval()
+    max_model.load_state_dict(model.state_dict())  # pooling has no parameters: the same weights fit both
+    clips = torch.randn(2, 4, 3, 32, 32)  # (B, T, 3, H, W), normalized
+    average_logits, max_logits = model(clips).logits, max_model(clips).logits
+    model.set_early_pool("max", 1.0)
+    torch.testing.assert_close(model(clips).logits, max_logits)
+    model.set_early_pool("max", 0.5)
+    halfway = model(clips).logits
+    assert not torch.allclose(halfway, average_logits) and not torch.allclose(halfway, max_logits)
+    rebuilt = build_model(config).eval()
+    rebuilt.load_state_dict(model.state_dict())
+    torch.testing.assert_close(rebuilt(clips).logits, average_logits)
+    with pytest.raises(ValueError, match="must be in \\[0, 1\\]"):
+        model.set_early_pool("max", 1.5)
+    with pytest.raises(ValueError, match="unknown cell pool 'median'"):
+        model.set_early_pool("median", 0.5)

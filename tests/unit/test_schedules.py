@@ -14,7 +14,7 @@ from training.config import TrainConfig
 from training.losses import LossWeights
 from training.lr_schedule import CosineSchedule, cosine_scale
 from training.optim import build_optimizer
-from training.regularizer_schedule import learning_started, regularizer_start, selectable, warmed_up
+from training.regularizer_schedule import early_pool_weight, learning_started, regularizer_start, selectable, warmed_up
 from training.run_state import RunState
 
 
@@ -112,8 +112,24 @@ def test_cosine_does_not_step_the_plateau_scheduler():
     ({"lr_schedule": "cosine", "plateau_after_learning": True}, "plateau_after_learning needs lr_schedule=plateau"),
     ({"regularizer_start": "loss"}, "regularizer_start must be one of epoch, learning"),
     ({"learning_threshold": 0.0}, "learning_threshold must be in (0, 1)"),
+    ({"early_cell_pool": "median"}, "early_cell_pool must be empty or one of average, max, max_average"),
 ])
 def test_bad_schedule_settings_are_named(fields, message):
     with pytest.raises(ValueError, match="invalid TrainConfig") as caught:
         TrainConfig(**fields)
     assert message in str(caught.value)
+
+
+def test_early_cell_pooling_rides_the_regularizer_ramp_down_and_gates_model_selection():
+    """Early pooling alone until the regularizers start, blended out over their warm-up, gone at full weight;
+    best.pt only from then, even without any regularizer (the pooling alone is reason to wait)."""
+    config = TrainConfig(early_cell_pool="max", regularizer_start_epoch=11, regularizer_warmup_epochs=3)
+    assert [early_pool_weight(config, e) for e in (0.0, 10.9, 11.0)] == [1.0, 1.0, 1.0]
+    assert early_pool_weight(config, 12.5) == pytest.approx(0.5)
+    assert early_pool_weight(config, 14.0) == 0.0 and early_pool_weight(config, 30.0) == 0.0
+    assert early_pool_weight(config, 12.5, start_epoch=float("inf")) == 1.0  # "learning" start not seen yet
+    assert early_pool_weight(TrainConfig(regularizer_start_epoch=11), 0.0) == 0.0  # no early pooling
+    no_regularizers = TrainConfig(early_cell_pool="max", regularizer_start_epoch=2, regularizer_warmup_epochs=1,
+                                  loss=LossWeights(mask_area=0.0, total_variation=0.0, contrast=0.0,
+                                                   unimodality=0.0, temporal_entropy=0.0))
+    assert [selectable(no_regularizers, e) for e in (1, 2, 3)] == [False, False, True]
