@@ -244,7 +244,11 @@ def resolve_run_config(preset: str | None = None, config_file: str | Path | None
     loss_values = train_values.pop("loss", {}) or {}
     _check_keys(loss_values, {f.name for f in fields(LossWeights)}, "train.loss")
     train = TrainConfig(loss=LossWeights(**loss_values), **train_values)
-    ModelConfig(num_classes=2, **values["model"])  # validate the model fields now, not after loading data
+    model = ModelConfig(num_classes=2, **values["model"])  # validate the model fields now, not after loading data
+    if train.loss.mask_complement > 0 and (not model.spatial_attention or model.mask_combine == "residual"):
+        raise ValueError("train.loss.mask_complement needs a spatial mask that removes what it does not keep "
+                         "(model.spatial_attention=true, model.mask_combine=multiply or mean_fill), got "
+                         f"spatial_attention={model.spatial_attention}, mask_combine={model.mask_combine}")
     return RunConfig(model=dict(values["model"]), train=train)
 
 

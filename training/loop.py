@@ -97,12 +97,14 @@ def autocast_for(device: torch.device, enabled: bool):
 def forward_loss(model: AttentionRecognizer, batch: dict[str, torch.Tensor], weights: LossWeights,
                  device: torch.device, amp: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
     labels = batch["label"].to(device)
+    unwrapped(model).set_complement(weights.mask_complement > 0)
     with autocast_for(device, amp):
         if "features" in batch:  # a feature cache: the (frozen) trunk already ran
             out = model(features=batch["features"].to(device, non_blocking=True).float())  # (B, T, C, h, w)
         else:
             out = model(normalize_clip(batch["clip"].to(device, non_blocking=True)))  # (B, T, 3, H, W)
-    loss, terms = attention_loss(out.logits, labels, out.spatial_attention, out.temporal_attention_steps, weights)
+    loss, terms = attention_loss(out.logits, labels, out.spatial_attention, out.temporal_attention_steps, weights,
+                                 out.complement_logits)
     correct = (out.logits.argmax(dim=1) == labels).sum()
     return loss, terms, correct
 

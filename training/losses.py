@@ -16,6 +16,13 @@ Each regularizer is a *mean*, so its weight means the same at any batch size, cl
   log T (0 = one frame, 1 = uniform). Without it nothing asks the weights to be peaked: when the mask alone
   already silences the frames outside the action, the classification loss is indifferent to w, and the
   weights stay uniform even where their ranking is right.
+- mask complement (optional, not in the paper): mean over clips of -log(1 - p_y), p_y the true class's
+  probability from what the mask removes ((1 - M) in place of M, the layers after the mask held fixed:
+  AttentionRecognizer.complement_head). The other terms ask for a small mask, not for one on the evidence:
+  a mask that keeps the background and deletes the actor, or keeps the cell beside the actor (whose features
+  see the actor too), classifies as well. Then what it removed still tells the class, and this term is high;
+  it is low only when the mask took the evidence with it. Bounded below by 0 and flat once p_y is small, so it
+  asks for nothing more than "the rest does not tell", not for the rest to look like another class.
 """
 
 from __future__ import annotations
@@ -50,6 +57,14 @@ def unimodality(weights: torch.Tensor) -> torch.Tensor:
     return F.relu(violation * T * T).mean()
 
 
+def complement_evidence(complement_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """complement_logits (B, K), labels (B,) -> scalar: mean of -log(1 - p_y)."""
+    logits = complement_logits.float()
+    true = F.one_hot(labels, logits.shape[-1]).bool()  # (B, K)
+    others = torch.logsumexp(logits.masked_fill(true, float("-inf")), dim=-1)  # log sum_{k != y} exp l_k
+    return (torch.logsumexp(logits, dim=-1) - others).mean()  # -log(1 - p_y), stable when p_y -> 1
+
+
 def temporal_entropy(weights: torch.Tensor) -> torch.Tensor:
     """weights (B, S, T) summing to 1 over T -> scalar in [0, 1]."""
     T = weights.shape[-1]
@@ -68,6 +83,7 @@ class LossWeights:
     unimodality: float = 0.0
     mask_area: float = 0.0
     temporal_entropy: float = 0.0
+    mask_complement: float = 0.0
 
 
 def attention_loss(
@@ -76,8 +92,12 @@ def attention_loss(
     spatial_attention: torch.Tensor,
     temporal_attention_steps: torch.Tensor,
     weights: LossWeights,
+    complement_logits: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Total loss and its detached terms {ce, tv, contrast, unimodality, mask_area, temporal_entropy}."""
+    """Total loss and its detached terms {ce, tv, contrast, unimodality, mask_area, temporal_entropy,
+    mask_complement}; `complement_logits` (B, K) is needed when weights.mask_complement > 0."""
+    if weights.mask_complement > 0 and complement_logits is None:
+        raise ValueError("mask_complement > 0 needs the model's complement_logits (AttentionRecognizer.set_complement)")
     terms = {
         "ce": F.cross_entropy(logits.float(), labels),
         "tv": total_variation(spatial_attention.float()),
@@ -85,8 +105,11 @@ def attention_loss(
         "unimodality": unimodality(temporal_attention_steps.float()),
         "mask_area": spatial_attention.float().mean(),
         "temporal_entropy": temporal_entropy(temporal_attention_steps.float()),
+        "mask_complement": (complement_evidence(complement_logits, labels) if complement_logits is not None
+                            else logits.new_zeros((), dtype=torch.float32)),
     }
     total = (terms["ce"] + weights.total_variation * terms["tv"] + weights.contrast * terms["contrast"]
              + weights.unimodality * terms["unimodality"] + weights.mask_area * terms["mask_area"]
-             + weights.temporal_entropy * terms["temporal_entropy"])
+             + weights.temporal_entropy * terms["temporal_entropy"]
+             + weights.mask_complement * terms["mask_complement"])
     return total, {name: value.detach() for name, value in terms.items()}

@@ -21,6 +21,16 @@ class RecognizerOutput:
     spatial_attention: torch.Tensor  # (B, T, h, w) in [0, 1]
     temporal_attention: torch.Tensor  # (B, T), mean over attention steps, sums to 1
     temporal_attention_steps: torch.Tensor  # (B, S, T): S = T (recurrent, none) or 1 (convlstm_first)
+    # (B, K) from what the mask removes, when asked for (set_complement; training only), else None
+    complement_logits: torch.Tensor | None = None
+
+
+def frozen_call(module: nn.Module, *args: torch.Tensor):
+    """`module(*args)` with its parameters detached and its buffers copied: the gradient reaches the inputs
+    alone, and BatchNorm's running statistics are not updated by this call."""
+    state = {name: p.detach() for name, p in module.named_parameters()}
+    state.update({name: b.clone() for name, b in module.named_buffers()})
+    return torch.func.functional_call(module, state, args)
 
 
 class AttentionRecognizer(nn.Module):
@@ -67,6 +77,16 @@ class AttentionRecognizer(nn.Module):
         self.classifier = nn.Linear(config.hidden_channels, config.num_classes)
         if config.freeze_backbone:
             self.backbone.requires_grad_(False)
+        self.complement = False
+
+    def set_complement(self, enabled: bool) -> None:
+        """Whether forward also returns `complement_logits`, the answer from what the mask removes (training
+        only: `train.loss.mask_complement`, training/losses.py); a served model never computes it."""
+        if enabled and (self.spatial is None or self.config.mask_combine == "residual"):
+            raise ValueError("mask_complement needs a spatial mask that removes (model.spatial_attention=true, "
+                             f"model.mask_combine=multiply or mean_fill), got spatial_attention="
+                             f"{self.config.spatial_attention}, mask_combine={self.config.mask_combine}")
+        self.complement = enabled
 
     def set_early_pool(self, early: str, weight: float) -> None:
         """Blend the temporal attention's and the head's cell pooling with `early` at `weight` (training only:
@@ -102,8 +122,11 @@ class AttentionRecognizer(nn.Module):
             x = self.channel_dropout(features.permute(0, 2, 1, 3, 4).reshape(B, C, T, h * w))
             features = x.reshape(B, C, T, h, w).permute(0, 2, 1, 3, 4)  # (B, T, C, h, w)
         frames = features.reshape(B * T, C, h, w)  # (B*T, C, h, w)
+        complement_logits = None
         if self.spatial is not None:
             mask = self.spatial(features).reshape(B * T, 1, h, w)  # (B*T, 1, h, w)
+            if self.complement:
+                complement_logits = self.complement_head(frames.detach(), mask, B, T)
             frames = apply_mask(frames, mask, self.config.mask_combine)
         else:
             mask = frames.new_ones(B * T, 1, h, w)
@@ -117,7 +140,19 @@ class AttentionRecognizer(nn.Module):
             spatial_attention=mask.reshape(B, T, h, w),
             temporal_attention=steps.mean(dim=1),
             temporal_attention_steps=steps,
+            complement_logits=complement_logits,
         )
+
+    def complement_head(self, frames: torch.Tensor, mask: torch.Tensor, B: int, T: int) -> torch.Tensor:
+        """Logits (B, K) from the features (B*T, C, h, w) the mask (B*T, 1, h, w) removes, `1 - M` in place of
+        `M`, through the layers after the mask with their weights held fixed (frozen_call): the gradient of a
+        loss on them reaches the mask alone, so the mask, not the classifier, is what makes the removed part
+        tell nothing."""
+        removed = apply_mask(frames, 1.0 - mask, self.config.mask_combine)  # (B*T, C, h, w)
+        if self.projection is not None:
+            removed = frozen_call(self.projection, removed)  # (B*T, P, h, w)
+        pooled, _ = frozen_call(self.temporal, removed.reshape(B, T, *removed.shape[1:]))  # (B, Ch)
+        return frozen_call(self.classifier, pooled)  # (B, K)
 
     def forward(self, clip: torch.Tensor | None = None, *, features: torch.Tensor | None = None) -> RecognizerOutput:
         """Outputs for normalized clips (B, T, 3, H, W), or for the trunk's maps (B, T, C, h, w) already computed

@@ -210,7 +210,8 @@ def test_a_motion_trunk_with_max_cell_pooling_trains_and_lowers_the_loss(tiny_da
     ["train.plateau_after_learning=true", "train.lr_patience=0"],
     ["train.early_cell_pool=max", "train.regularizer_start_epoch=1", "train.regularizer_warmup_epochs=1",
      "train.loss.mask_area=0.1"],
-], ids=["cosine+learning-start", "plateau-after-learning", "early-max-pooling"])
+    ["train.loss.mask_complement=0.5", "train.loss.mask_area=0.1", "train.regularizer_start_epoch=1"],
+], ids=["cosine+learning-start", "plateau-after-learning", "early-max-pooling", "mask-complement"])
 def test_schedules_train_and_lower_the_loss(tiny_dataset, tmp_path, schedule):
     run = tmp_path / "run"
     assert run_train(tiny_dataset, run, *tiny_overrides(4, *schedule)) == 0
@@ -224,3 +225,6 @@ def test_schedules_train_and_lower_the_loss(tiny_dataset, tmp_path, schedule):
         assert load_checkpoint(run / "best.pt").model_config.cell_pool == "average"
         best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
         assert len(best["history"]) >= 2  # epoch 1, pooled by max alone, cannot be best.pt
+    if "train.loss.mask_complement=0.5" in schedule:  # computed once the regularizers start, not before
+        complement = [h["train"]["mask_complement"] for h in records]
+        assert complement[0] == 0.0 and all(c > 0 for c in complement[1:]), complement

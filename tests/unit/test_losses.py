@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from training.losses import LossWeights, attention_loss, contrast, temporal_entropy, total_variation, unimodality
+from training.losses import (LossWeights, attention_loss, complement_evidence, contrast, temporal_entropy,
+                             total_variation, unimodality)
 
 
 def test_total_variation_hand_computed():
@@ -60,4 +63,18 @@ def test_weights_switch_terms_and_gradients_flow():
     full, _ = attention_loss(logits, labels, mask, steps, LossWeights(1.0, 1.0, 1.0, 1.0, 1.0))
     full.backward()
     assert mask.grad is not None and mask.grad.abs().sum() > 0
-    assert set(terms) == {"ce", "tv", "contrast", "unimodality", "mask_area", "temporal_entropy"}
+    assert set(terms) == {"ce", "tv", "contrast", "unimodality", "mask_area", "temporal_entropy", "mask_complement"}
+
+
+def test_complement_evidence_is_minus_log_one_minus_the_true_class_probability_and_stays_finite():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0], [300.0, 0.0, 0.0]])
+    labels = torch.tensor([0, 2, 0])
+    p = torch.softmax(logits[:2], dim=-1)
+    expected = [-math.log(1 - p[0, 0].item()), -math.log(1 - p[1, 2].item()), 300.0 - math.log(2)]  # last: 1 - p_y = 2e^-300 / (1 + 2e^-300)
+    values = [complement_evidence(logits[i:i + 1], labels[i:i + 1]).item() for i in range(3)]
+    assert values == pytest.approx(expected, rel=1e-4)
+    # Flat once the removed part does not tell: a confident wrong class costs about nothing more.
+    assert complement_evidence(torch.tensor([[-5.0, 5.0]]), torch.tensor([0])).item() < 1e-4
+    with pytest.raises(ValueError, match="needs the model's complement_logits"):
+        attention_loss(logits, labels, torch.rand(3, 2, 4, 4), torch.full((3, 2, 2), 0.5),
+                       LossWeights(mask_complement=0.5))

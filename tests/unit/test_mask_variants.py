@@ -16,6 +16,7 @@ from stanet.config import MASK_ACTIVATIONS, MASK_COMBINES, MASK_INPUTS, ModelCon
 from stanet.model import build_model
 from stanet.model.spatial_attention import apply_mask
 from stanet.model.temporal_attention import pool_cells
+from training.config import resolve_run_config
 
 VARIANTS = list(itertools.product(MASK_INPUTS, MASK_ACTIVATIONS, MASK_COMBINES))
 
@@ -151,3 +152,59 @@ def test_early_pooling_blends_into_the_configured_pooling_and_a_rebuilt_model_ha
         model.set_early_pool("max", 1.5)
     with pytest.raises(ValueError, match="unknown cell pool 'median'"):
         model.set_early_pool("median", 0.5)
+
+
+@pytest.mark.parametrize("combine", ["multiply", "mean_fill"])
+def test_the_complement_answers_from_what_the_mask_removes_and_its_gradient_reaches_the_mask_alone(combine):
+    """`set_complement` (train.loss.mask_complement): the layers after the mask, run on (1 - M) in place of M
+    with their weights held fixed, so a loss on the complement can only move the mask (and, through the mask
+    net's input, the trunk), never teach the classifier to ignore the complement."""
+    torch.manual_seed(0)
+    model = build_model(tiny(mask_combine=combine, projection_channels=6)).train()
+    clips = torch.randn(2, 5, 3, 32, 32)  # (B, T, 3, H, W), normalized
+    assert model(clips).complement_logits is None  # off unless asked for: a served model never computes it
+    model.set_complement(True)
+    statistics = {n: b.clone() for n, b in model.named_buffers() if "running" in n}
+    out = model(clips)
+    assert out.complement_logits.shape == out.logits.shape == (2, 4)
+    out.complement_logits.logsumexp(dim=-1).sum().backward()
+    reached = {n.split(".")[0] for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert reached == {"backbone", "spatial"}, reached
+    # The complement pass leaves the running statistics as the masked pass alone would leave them.
+    model.set_complement(False)
+    for n, b in model.named_buffers():
+        if "running" in n:
+            b.copy_(statistics[n])
+    model(clips)
+    again = {n: b.clone() for n, b in model.named_buffers() if "running" in n}
+    for n, b in model.named_buffers():
+        if "running" in n:
+            b.copy_(statistics[n])
+    model.set_complement(True)
+    model(clips)
+    for n, b in model.named_buffers():
+        if "running" in n:
+            torch.testing.assert_close(b, again[n], msg=n)
+
+
+def test_the_complement_of_a_closed_mask_is_the_whole_frame():
+    """M = 0 removes everything, so the complement sees every feature: with the mask net's output forced
+    closed, complement_logits are the logits of the same model with the mask forced open."""
+    torch.manual_seed(0)
+    model = build_model(tiny()).eval()
+    clips = torch.randn(2, 5, 3, 32, 32)
+    last = model.spatial.net[-1]
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.constant_(last.bias, 40.0)  # sigmoid(40) = 1: everything kept
+    kept = model(clips).logits
+    torch.nn.init.constant_(last.bias, -40.0)  # everything removed
+    model.set_complement(True)
+    torch.testing.assert_close(model(clips).complement_logits, kept)
+
+
+def test_a_complement_without_a_removing_mask_is_refused_with_what_it_needs():
+    for config in (tiny(spatial_attention=False), tiny(mask_combine="residual")):
+        with pytest.raises(ValueError, match="mask_complement needs a spatial mask that removes"):
+            build_model(config).set_complement(True)
+    with pytest.raises(ValueError, match="train.loss.mask_complement needs a spatial mask"):
+        resolve_run_config("synthetic", overrides=["train.loss.mask_complement=1", "model.mask_combine=residual"])
