@@ -14,7 +14,7 @@ DEMO_REPOSITORY := $(DEMO_RUN)/model_repository
 DEMO_GRPC_PORT ?= 8001
 DEMO_METRICS_PORT ?= 8002
 
-.PHONY: demo test install triton-env monitoring-tools monitor soak bench clean-demo reference ablations \
+.PHONY: demo test install triton-env monitoring-tools monitor soak bench bench-long clean-demo reference ablations \
 	generalization generalization-table
 
 $(STAMP): requirements.txt pyproject.toml
@@ -121,6 +121,13 @@ bench: $(STAMP) $(TRITON_STAMP)
 	rm -rf runs/bench/demo
 	$(BIN)/stanet bench --checkpoint $(DEMO_RUN)/best.pt --data $(DEMO_DATA) --output runs/bench/demo \
 		--label "demo model (compact trunk, T=16, 32x32)" --seconds $(BENCH_SECONDS) --intra-op-threads 1
+
+# What a long video costs the client (docs/timeline.md, "Long videos"): writes a 1- and a 10-minute
+# 1920x1080 30 fps file under runs/bench/long_video/videos (kept), serves the demo model and runs
+# `stanet infer` and `stanet infer --timeline` on each, with their peak memory and time. Needs `make demo` first.
+bench-long: $(STAMP) $(TRITON_STAMP)
+	@test -f $(DEMO_RUN)/best.pt || { echo "make bench-long serves the demo model: run make demo first"; exit 2; }
+	$(BIN)/python -m bench.long_video --checkpoint $(DEMO_RUN)/best.pt --output runs/bench/long_video
 
 clean-demo:
 	rm -rf $(DEMO_DATA) $(DEMO_RUN)

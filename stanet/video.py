@@ -213,6 +213,68 @@ def sample_video(path: str | Path, choose: Callable[[int], np.ndarray]) -> Sampl
     return SampledVideo(frames=video.frames, indices=indices, num_frames=num_frames, fps=video.fps)
 
 
+class VideoWriter:
+    """An H.264 mp4 written one frame at a time, so that a long video costs one frame of memory; `write_video`
+    is this for frames already in memory. Frames are uint8 RGB (H, W, 3), or with `input_format="yuv420p"`
+    the encoder's own planes (H * 3/2, W: Y, then U and V at quarter size), which skips a colour conversion
+    per frame. H and W even. Use as a context manager: the file is complete (encoder flushed, container
+    closed) when the block ends."""
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: float = 25.0, *, crf: int = 18,
+                 preset: str = "veryfast", variable_rate: bool = False, input_format: str = "rgb24"):
+        if height % 2 or width % 2 or height <= 0 or width <= 0:
+            raise ValueError(f"H.264 needs even, positive frame sizes, got {height}x{width}")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if input_format not in ("rgb24", "yuv420p"):
+            raise ValueError(f"input_format must be rgb24 or yuv420p, got {input_format!r}")
+        self.width, self.height, self.frames = width, height, 0
+        self._format = input_format
+        self._shape = (height, width, 3) if input_format == "rgb24" else (height * 3 // 2, width)
+        self._last_tick = -1
+        self._container = av.open(str(path), mode="w")
+        self._stream = self._container.add_stream("libx264", rate=int(round(fps)))
+        self._stream.width, self._stream.height = width, height
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = {"crf": str(crf), "preset": preset, "tune": "zerolatency"}
+        self._variable_rate = variable_rate
+        if variable_rate:
+            self._stream.codec_context.time_base = self._stream.time_base = Fraction(1, VFR_TICKS_PER_SECOND)
+
+    def write(self, frame: np.ndarray, timestamp: float | None = None) -> None:
+        """Append one frame; a variable-rate writer needs its `timestamp` (seconds, increasing)."""
+        if frame.shape != self._shape or frame.dtype != np.uint8:
+            raise ValueError(f"frame must be uint8 {self._shape} ({self._format}), got {frame.dtype} "
+                             f"{tuple(frame.shape)}")
+        picture = av.VideoFrame.from_ndarray(frame, format=self._format)
+        if self._variable_rate:
+            tick = round(timestamp * VFR_TICKS_PER_SECOND) if timestamp is not None else -1
+            if tick <= self._last_tick or tick < 0:
+                raise ValueError(f"frame {self.frames}: timestamp {timestamp} must be >= 0 and at least "
+                                 f"1/{VFR_TICKS_PER_SECOND} s after the previous frame's")
+            picture.pts, picture.time_base = tick, Fraction(1, VFR_TICKS_PER_SECOND)
+            self._last_tick = tick
+        for packet in self._stream.encode(picture):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._container is None:
+            return
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, *, crf: int = 18,
                 timestamps: Sequence[float] | None = None) -> None:
     """Encode uint8 RGB frames (N, H, W, 3) as H.264 in an mp4 file (H and W even). `timestamps` (seconds,
@@ -227,23 +289,9 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, *, crf:
         if len(ticks) != n or any(b <= a for a, b in zip(ticks, ticks[1:])) or (ticks and ticks[0] < 0):
             raise ValueError(f"timestamps must be {n} increasing values >= 0, at least "
                              f"1/{VFR_TICKS_PER_SECOND} s apart, got {list(timestamps)[:8]}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=int(round(fps)))
-        stream.width, stream.height = w, h
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency"}
-        if timestamps is not None:
-            stream.codec_context.time_base = stream.time_base = Fraction(1, VFR_TICKS_PER_SECOND)
+    with VideoWriter(path, w, h, fps, crf=crf, variable_rate=timestamps is not None) as writer:
         for i, frame in enumerate(frames):
-            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            if timestamps is not None:
-                picture.pts, picture.time_base = ticks[i], Fraction(1, VFR_TICKS_PER_SECOND)
-            for packet in stream.encode(picture):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+            writer.write(frame, None if timestamps is None else timestamps[i])
 
 
 @dataclass(frozen=True)

@@ -142,3 +142,37 @@ def test_the_openvino_targets_are_ratios_of_the_same_run():
     assert "triton_ov_int8: not measured (OpenVINO int8 drift gate failed)" in text
     assert "OpenVINO ceilings: fp32 100 GFLOP/s, bf16 200 GFLOP/s" in text
     assert "stanet_ov_bf16 310 MB" in text and "torch_bf16       b1" in text
+
+
+def test_the_long_video_is_written_frame_by_frame_with_its_crossings(tmp_path):
+    from bench.long_video import write_long_video
+    from stanet.video import probe_video, read_frames
+
+    path = tmp_path / "long.mp4"
+    write_long_video(path, seconds=8, width=96, height=48, fps=5)  # crossings during seconds 0-3, 6-9
+    info = probe_video(path)
+    assert (info.num_frames, info.fps) == (40, 5)
+    assert not (tmp_path / "long.partial.mp4").exists()
+    frames = read_frames(path, [0, 7, 20]).frames.astype(int)  # crossing start, mid-crossing, idle
+    middle = frames[:, 24]  # the row through the square
+    assert middle[0, :8].mean() > 200 and middle[0, 40:].mean() < 160  # the square starts at the left
+    assert middle[1, :8].mean() < 160 and middle[1].max() > 200  # ... and has moved on
+    assert middle[2].max() < 180  # idle: no square
+
+
+def test_the_long_video_targets_compare_the_longest_timeline_with_the_shortest():
+    from bench.long_video import targets
+
+    def row(video, mode, seconds, rss, wall):
+        return {"video": video, "mode": mode, "video_seconds": seconds, "peak_rss_mb": rss, "wall_s": wall,
+                "realtime_factor": seconds / wall}
+
+    rows = [row("1min", "clip", 60, 150, 1), row("1min", "timeline", 60, 300, 3),
+            row("10min", "clip", 600, 160, 1), row("10min", "timeline", 600, 450, 50)]
+    spread, limit, speed = targets(rows)
+    assert (spread["value"], spread["met"]) == ("+150 MB", True)
+    assert (limit["value"], limit["met"]) == ("450 MB (10min, timeline)", True)
+    assert (speed["value"], speed["met"]) == ("12.0x", True)
+    rows[3] = row("10min", "timeline", 600, 1100, 70)
+    spread, limit, speed = targets(rows)
+    assert not spread["met"] and not limit["met"] and not speed["met"]

@@ -148,3 +148,28 @@ def test_far_frames_are_sought_and_equal_the_streamed_ones(videos, tmp_path: Pat
     np.testing.assert_allclose(sought.timestamps, [0.04, 8.0 + 150 * 0.1], atol=1e-3)
     np.testing.assert_allclose(streamed.timestamps, sought.timestamps)
     assert read_by_seeking(tmp_path / "missing.mp4", [1, 350]) is None
+
+
+def test_the_frame_by_frame_writer_takes_rgb_or_the_encoders_own_planes(tmp_path: Path) -> None:
+    from stanet.video import VideoWriter
+
+    h, w = 48, 64
+    planes = np.zeros((h * 3 // 2, w), np.uint8)  # Y above U and V
+    planes[:h] = 200
+    planes[h:] = 128  # no colour
+    with VideoWriter(tmp_path / "yuv.mp4", w, h, 10, input_format="yuv420p") as writer:
+        for _ in range(5):
+            writer.write(planes)
+    with VideoWriter(tmp_path / "rgb.mp4", w, h, 10) as writer:
+        for _ in range(5):
+            writer.write(np.full((h, w, 3), 200, np.uint8))
+    yuv, rgb = read_video(tmp_path / "yuv.mp4"), read_video(tmp_path / "rgb.mp4")
+    assert yuv.frames.shape == rgb.frames.shape == (5, h, w, 3)
+    # Y = 200 with neutral chroma is a grey of about (200 - 16) * 255 / 219 = 214 in every channel.
+    assert np.abs(yuv.frames.astype(int) - 214).max() <= 3
+    assert np.abs(rgb.frames.astype(int) - 200).max() <= 3
+    with VideoWriter(tmp_path / "bad.mp4", w, h, 10) as writer:
+        with pytest.raises(ValueError, match=r"uint8 \(48, 64, 3\) \(rgb24\)"):
+            writer.write(planes)
+    with pytest.raises(ValueError, match="even"):
+        VideoWriter(tmp_path / "odd.mp4", 63, 48)
