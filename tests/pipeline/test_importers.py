@@ -15,6 +15,7 @@ import pytest
 
 from stanet.cli import main as stanet_main
 from stanet.dataset_format import DatasetFormatError, load_dataset
+from stanet.timeline.windows import ClipSpan
 from stanet.video import probe_video, write_video
 from training.data import ClipDataset, ClipSpec
 from training.importers.cli import ImportConfig, import_dataset
@@ -282,37 +283,38 @@ def test_thumos14_seconds_become_frames_at_each_videos_real_frame_rate(tmp_path:
     report, dataset = _import(root / "videos", tmp_path / "thumos", "thumos14", annotations=(root / "annotations",),
                               val_fraction=0.5, seed=0)
     assert dataset.class_names == ("BaseballPitch", "CliffDiving")
-    found = sorted((r.label, r.video.name, r.interval) for r in dataset.records if not r.untrimmed)
-    assert found == [
-        ("BaseballPitch", "video_validation_0000051.mp4", (4, 12)),  # 10 fps: ceil(3.5)..floor(12.0)
-        ("BaseballPitch", "video_validation_0000051.mp4", (15, 19)),  # end at the video's end: last frame
-        ("BaseballPitch", "video_validation_0000052.mp4", (3, 15)),  # 30 fps (at an assumed 25: 3..12)
-        ("CliffDiving", "video_validation_0000052.mp4", (6, 9)),
-        ("CliffDiving", "video_validation_0000053.mp4", (0, 0)),     # shorter than a frame: the nearest frame
-        ("CliffDiving", "video_validation_0000054.mp4", (5, 9)),
-    ]
-    # A test video is one untrimmed record holding all its instances (30 fps: frames 0..3 lie in [0, 0.1] s;
-    # the overlapping 0.05-0.15 s instance of the same class merged into it).
-    (test,) = [r for r in dataset.records if r.untrimmed]
-    assert (test.video.name, test.split) == ("video_test_0000004.mp4", "test")
-    assert [(s.label, s.first, s.last) for s in test.segments] == [("BaseballPitch", 0, 4), ("CliffDiving", 6, 9)]
+    # Every video is one untrimmed record holding all its instances, at its own frame rate.
+    found = {r.video.name: [(s.label, s.first, s.last) for s in r.segments] for r in dataset.records}
+    assert all(r.untrimmed for r in dataset.records)
+    assert found == {
+        "video_validation_0000051.mp4": [("BaseballPitch", 4, 12),   # 10 fps: ceil(3.5)..floor(12.0)
+                                         ("BaseballPitch", 15, 19)],  # end at the video's end: last frame
+        "video_validation_0000052.mp4": [("BaseballPitch", 3, 15),   # 30 fps (at an assumed 25: 3..12)
+                                         ("CliffDiving", 6, 9)],      # two classes in one video
+        "video_validation_0000053.mp4": [("CliffDiving", 0, 0)],      # shorter than a frame: the nearest frame
+        "video_validation_0000054.mp4": [("CliffDiving", 5, 9)],
+        # 30 fps: frames 0..3 lie in [0, 0.1] s; the overlapping 0.05-0.15 s instance of the same class merged.
+        "video_test_0000004.mp4": [("BaseballPitch", 0, 4), ("CliffDiving", 6, 9)],
+    }
     assert report["notes"] == ["ignored 1 segment(s) labelled Ambiguous",
-                               "merged 1 overlapping test instance(s) of the same class and video"]
+                               "merged 1 overlapping instance(s) of the same class and video"]
     assert sorted(s["video"] for s in report["skipped"]) == ["test/video_test_0000005.mp4", "video_validation_0000099"]
-    # Instances of one video stay in one split, even across classes (video 52); each class keeps a train and a
-    # val video.
-    splits_of = {}
-    for r in dataset.records:
-        splits_of.setdefault(r.video.name, set()).add(r.split)
-    assert all(len(s) == 1 for s in splits_of.values())
-    assert splits_of["video_test_0000004.mp4"] == {"test"}
-    for label in dataset.class_names:
-        assert {r.split for r in dataset.records if r.label == label} >= {"train", "val"}
+    splits_of = {r.video.name: r.split for r in dataset.records}
+    assert splits_of["video_test_0000004.mp4"] == "test"
+    assert sorted(splits_of.values()) == ["test", "train", "train", "val", "val"]
 
-    records = [r for r in dataset.records if r.interval == (4, 12)]
-    sample = ClipDataset(records, ClipSpec(clip_length=4, height=32, width=32), train=False, progress=False)[0]
-    # 20 frames in 4 segments, centre frames 2, 7, 12, 17: the middle two lie in 4..12.
-    assert sample["inside"].tolist() == [False, True, True, False]
+    # Training cuts one action window per instance from a validation video, not one clip from the whole video:
+    # video 51 gives two samples, each of 4 frames inside its instance's frames (the window's span is 8 here).
+    (record,) = [r for r in dataset.records if r.video.name == "video_validation_0000051.mp4"]
+    windows = ClipDataset([record], ClipSpec(clip_length=4, height=32, width=32), train=False, progress=False,
+                          span=ClipSpan(frames=8, seconds=0.8))
+    assert len(windows) == 2
+    for i, (first, last) in enumerate([(4, 12), (15, 19)]):
+        sample = windows[i]
+        frames = sample["frame_indices"].tolist()
+        assert frames == sorted(frames) and first - 8 <= frames[0] and frames[-1] <= min(19, last + 8)
+        inside = [first <= f <= last for f in frames]
+        assert sample["inside"].tolist() == inside and any(inside)
 
 
 @pytest.mark.parametrize("line, pattern", [

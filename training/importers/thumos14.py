@@ -2,14 +2,15 @@
 with "<video name> <start seconds> <end seconds>" lines, one line per action instance.
 
 Mapping onto the format:
-- **One record per instance**: a video with three instances gives three records with the same video and
-  label and three intervals (the format holds one interval per record; a video may also hold instances of
-  two classes). The group is the video, so its instances never straddle train and val.
+- **Every video is one untrimmed record** holding all its instances (`segments`, of every class, sorted by
+  first frame); overlapping instances of one class (the official files have a few) are merged into one and
+  counted in the notes. A test video is what `stanet evaluate --timeline` scores with the THUMOS14 protocol;
+  a validation video is what `stanet train` cuts windows from (training/windows.py: one action window per
+  segment, of the training clips' span, and with `train.background=true` background windows from the gaps),
+  instead of one clip sampled over the whole minutes-long video. The group is the video, so its instances
+  never straddle train and val.
 - The validation videos' instances are the train split (THUMOS14 has no other untrimmed training data with
   temporal labels; the paper's code trains on them too).
-- **A test video is one untrimmed record** holding all its instances (`segments`), what `stanet evaluate
-  --timeline` scores with the THUMOS14 protocol; overlapping instances of one class (the official files have
-  a few) are merged into one, and counted in the notes.
 - `Ambiguous_*.txt` (segments the annotators could not label) is not a class: it is counted and ignored.
 - Seconds -> frames with the video's real frame rate (probed with PyAV): the interval holds the frames whose
   timestamp i / fps lies in [start, end], i.e. first = ceil(start * fps), last = floor(end * fps). An
@@ -84,21 +85,19 @@ def read(source: Path, annotations: Sequence[Path], split: int, prober: VideoPro
             except ValueError as exc:
                 raise DatasetFormatError(path, f"{name} {start:g}-{end:g} s: {exc}", line=line) from None
             clips.append(SourceClip(video=video, label=label, split=split_name, group=name, interval=interval))
-    clips, merged = _untrimmed_test_records(clips)
+    clips, merged = _untrimmed_records(clips)
     notes = ((f"ignored {ignored} segment(s) labelled {'/'.join(IGNORED_LABELS)}",) if ignored else ()) + (
-        (f"merged {merged} overlapping test instance(s) of the same class and video",) if merged else ())
+        (f"merged {merged} overlapping instance(s) of the same class and video",) if merged else ())
     return SourceDataset(class_names=class_names, clips=tuple(clips), notes=notes)
 
 
-def _untrimmed_test_records(clips: list[SourceClip]) -> tuple[list[SourceClip], int]:
-    """The train clips as they are, then one untrimmed SourceClip per test video (its instances sorted by
-    first frame, overlapping ones of a class merged); the number of instances merged away."""
-    kept = [clip for clip in clips if clip.split != "test"]
+def _untrimmed_records(clips: list[SourceClip]) -> tuple[list[SourceClip], int]:
+    """One untrimmed SourceClip per video (its instances sorted by first frame, overlapping ones of a class
+    merged; its split the instances'), and the number of instances merged away."""
     by_video: dict[PurePosixPath, list[SourceClip]] = {}
     for clip in clips:
-        if clip.split == "test":
-            by_video.setdefault(clip.video, []).append(clip)
-    merged = 0
+        by_video.setdefault(clip.video, []).append(clip)
+    kept, merged = [], 0
     for video, instances in by_video.items():
         segments: list[list] = []
         for clip in sorted(instances, key=lambda c: (c.label, c.interval)):
@@ -109,7 +108,10 @@ def _untrimmed_test_records(clips: list[SourceClip]) -> tuple[list[SourceClip], 
             else:
                 segments.append([clip.label, first, last])
         ordered = tuple(sorted((tuple(s) for s in segments), key=lambda s: (s[1], s[2], s[0])))
-        kept.append(SourceClip(video=video, label=ordered[0][0], split="test", group=instances[0].group,
+        # The label names the group's class for the train/val draw: the class holding most of its instances.
+        labels = [s[0] for s in ordered]
+        label = max(sorted(set(labels)), key=labels.count)
+        kept.append(SourceClip(video=video, label=label, split=instances[0].split, group=instances[0].group,
                                segments=ordered))
     return kept, merged
 
