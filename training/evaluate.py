@@ -270,6 +270,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                           help="per-frame score a segment needs (default: stanet.timeline.segments.SegmentOptions)")
     timeline.add_argument("--frame-weight", default=TimelineOptions.frame_weight, choices=FRAME_WEIGHTS,
                           help="how temporal attention weights a window's frames (docs/timeline.md)")
+    timeline.add_argument("--smoothing", type=float, default=None, metavar="WINDOWS",
+                          help="moving-average length of the per-frame scores, in windows (default: "
+                               "SegmentOptions)")
+    timeline.add_argument("--min-duration", type=float, default=None, metavar="WINDOWS",
+                          help="shortest segment kept, in windows (default: SegmentOptions)")
+    timeline.add_argument("--nms-iou", type=float, default=None, metavar="TIOU",
+                          help="tIoU above which the weaker segment of a class is suppressed (default: SegmentOptions)")
     args = parser.parse_args(argv)
     if args.stride is not None and args.stride_frames is not None:
         parser.error("--stride and --stride-frames go alone: give the stride in seconds or in frames")
@@ -318,7 +325,8 @@ def _evaluate_with_timeline(args: argparse.Namespace) -> dict[str, Any]:
     else:
         report = {"checkpoint": str(args.checkpoint), "data": str(args.data), "split": args.split,
                   "class_names": list(ckpt.class_names)}
-    segments = SegmentOptions() if args.threshold is None else SegmentOptions(threshold=args.threshold)
+    given = {field: getattr(args, field) for field in ("threshold", "smoothing", "min_duration", "nms_iou")}
+    segments = SegmentOptions(**{field: value for field, value in given.items() if value is not None})
     options = TimelineOptions(stride_seconds=args.stride, stride_frames=args.stride_frames, segments=segments,
                               frame_weight=args.frame_weight)
     report["timeline"] = evaluate_timeline(ckpt, dataset, args.split, select_device(args.device),

@@ -77,6 +77,15 @@ def test_evaluate_timeline_table_and_errors(tiny_checkpoint, untrimmed_dataset, 
     code = evaluate_main(["--checkpoint", str(tiny_checkpoint), "--data", str(untrimmed_dataset), "--timeline",
                           "--no-cam-baseline", "--quiet", "--device", "cpu", "--stride-frames", "500"])
     assert code == 2 and "longer than the video" in capsys.readouterr().err
+    code = evaluate_main(["--checkpoint", str(tiny_checkpoint), "--data", str(untrimmed_dataset), "--timeline",
+                          "--no-cam-baseline", "--quiet", "--device", "cpu", "--json", "--smoothing", "0.5",
+                          "--min-duration", "0", "--nms-iou", "0.3", "--threshold", "0.2"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["timeline"]["segment_options"] == {
+        "threshold": 0.2, "smoothing": 0.5, "min_duration": 0.0, "nms_iou": 0.3}
+    code = evaluate_main(["--checkpoint", str(tiny_checkpoint), "--data", str(untrimmed_dataset), "--timeline",
+                          "--no-cam-baseline", "--quiet", "--device", "cpu", "--nms-iou", "0"])
+    assert code == 2 and "nms_iou must be in (0, 1], got 0.0" in capsys.readouterr().err
     trimmed_only = tmp_path / "trimmed"
     trimmed_only.mkdir()
     (trimmed_only / CLASSES_FILE).write_text((untrimmed_dataset / CLASSES_FILE).read_text())
