@@ -76,6 +76,7 @@ def write_long_video(path: Path, seconds: float, width: int, height: int, fps: i
     side = max(2, height // 6) // 2 * 2
     period, crossing = 6 * fps, 3 * fps  # a crossing of 3 s every 6 s
     planes = np.concatenate([luma, chroma], axis=0)  # (H * 3/2, W): Y above U and V
+    y = (height - side) // 2
     tmp = path.with_suffix(".partial.mp4")
     with VideoWriter(tmp, width, height, fps, crf=23, preset="ultrafast", input_format="yuv420p") as writer:
         for i in range(frames):
@@ -84,7 +85,6 @@ def write_long_video(path: Path, seconds: float, width: int, height: int, fps: i
             if phase < crossing:
                 picture = planes.copy()
                 x = int((width - side) * phase / crossing)
-                y = (height - side) // 2
                 picture[y:y + side, x:x + side] = 235
             writer.write(picture)
     tmp.replace(path)
@@ -171,7 +171,7 @@ def targets(rows: list[dict]) -> list[dict]:
 
 
 def render(report: dict) -> str:
-    lines = [f"| video | mode | video s | wall s | x real time | client peak RSS MB |", "|---|---|---|---|---|---|"]
+    lines = ["| video | mode | video s | wall s | x real time | client peak RSS MB |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['video']} | {r['mode']} | {r['video_seconds']:.0f} | {r['wall_s']:.1f} | "
               f"{r['realtime_factor']:.1f} | {r['peak_rss_mb']:.0f} |" for r in report["runs"]]
     lines += ["", "| target | value | met |", "|---|---|---|"]

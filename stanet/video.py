@@ -224,10 +224,10 @@ class VideoWriter:
                  preset: str = "veryfast", variable_rate: bool = False, input_format: str = "rgb24"):
         if height % 2 or width % 2 or height <= 0 or width <= 0:
             raise ValueError(f"H.264 needs even, positive frame sizes, got {height}x{width}")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         if input_format not in ("rgb24", "yuv420p"):
             raise ValueError(f"input_format must be rgb24 or yuv420p, got {input_format!r}")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         self.width, self.height, self.frames = width, height, 0
         self._format = input_format
         self._shape = (height, width, 3) if input_format == "rgb24" else (height * 3 // 2, width)
@@ -281,9 +281,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, *, crf:
     increasing, one per frame) writes a variable-frame-rate file instead of a constant `fps`."""
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
-    n, h, w, _ = frames.shape
-    if h % 2 or w % 2:
-        raise ValueError(f"H.264 needs even frame sizes, got {h}x{w}")
+    n, h, w, _ = frames.shape  # VideoWriter checks that H and W are even
     if timestamps is not None:
         ticks = [round(t * VFR_TICKS_PER_SECOND) for t in timestamps]
         if len(ticks) != n or any(b <= a for a, b in zip(ticks, ticks[1:])) or (ticks and ticks[0] < 0):
