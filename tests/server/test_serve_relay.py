@@ -37,7 +37,11 @@ def _triton_pid(lines) -> int:
 
 def test_triton_listens_on_private_loopback_ports_only(serve):
     process, url, lines, _ = serve
-    ports = listening_ports(_triton_pid(lines))
+    # Triton opens its metrics port after the gRPC endpoint that readiness is read from: wait for both.
+    def both_ports():
+        found = listening_ports(_triton_pid(lines))
+        return found if len(found) >= 2 else None
+    ports = wait_for(both_ports, timeout_s=30, what="Triton listening on its gRPC and metrics ports")
     assert all(host == "127.0.0.1" for host, _ in ports) and len(ports) == 2, ports
     assert int(url.rsplit(":", 1)[1]) not in {port for _, port in ports}  # clients reach the relay, not Triton
     assert ("127.0.0.1", int(url.rsplit(":", 1)[1])) in listening_ports(process.pid)
