@@ -51,6 +51,10 @@ class TrainConfig:
     # once model.cell_pool pools alone. "max" lets a small actor on clutter be found before average pooling,
     # which keeps the mask on it, has to carry it.
     early_cell_pool: str = ""
+    # Hold the mask open (the features meet 1, the mask net gets no gradient) while the regularizers are off,
+    # and blend it in as they ramp (training.regularizer_schedule.open_mask_weight); best.pt only once the
+    # mask acts alone.
+    early_open_mask: bool = False
     seed: int = 1234
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # mixed precision, used on CUDA only
@@ -71,6 +75,9 @@ class TrainConfig:
     # A "background" class (stanet.constants.BACKGROUND_CLASS, after the dataset's classes) learned from the
     # frames outside every interval / segment (training.windows; docs/datasets.md, "Untrimmed videos").
     background: bool = False
+    # false: a background window's cross-entropy does not reach the mask (its regularizers still do): it holds
+    # no action to point at, so only clips with one teach "where" (docs/timeline.md, "Background and the mask").
+    background_moves_mask: bool = True
     background_min_idle: float = 0.5  # shortest idle stretch that gives a background window, x the clip span
 
     def __post_init__(self) -> None:

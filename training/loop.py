@@ -20,7 +20,7 @@ from training.config import TrainConfig
 from training.data import ClipDataset, EpochBatchSampler
 from training.distributed import SINGLE_PROCESS, DistContext, RankBatchSampler, unwrapped
 from training.losses import LossWeights, attention_loss
-from training.regularizer_schedule import early_pool_weight, warmed_up
+from training.regularizer_schedule import early_pool_weight, open_mask_weight, warmed_up
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -95,9 +95,13 @@ def autocast_for(device: torch.device, enabled: bool):
 
 
 def forward_loss(model: AttentionRecognizer, batch: dict[str, torch.Tensor], weights: LossWeights,
-                 device: torch.device, amp: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+                 device: torch.device, amp: bool, background_index: int | None = None,
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    """`background_index`: that class's clips do not move the mask through their answer
+    (train.background_moves_mask=false)."""
     labels = batch["label"].to(device)
     unwrapped(model).set_complement(weights.mask_complement > 0)
+    unwrapped(model).set_mask_gradient_samples(None if background_index is None else labels != background_index)
     with autocast_for(device, amp):
         if "features" in batch:  # a feature cache: the (frozen) trunk already ran
             out = model(features=batch["features"].to(device, non_blocking=True).float())  # (B, T, C, h, w)
@@ -127,6 +131,8 @@ def train_one_epoch(model: AttentionRecognizer, loader: DataLoader, optimizer: t
     weights_of_steps = loader.batch_sampler.loss_weights() if ctx.enabled else None
     bar = tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", disable=not progress, leave=False,
                total=len(loader))
+    background_index = (unwrapped(model).config.num_classes - 1
+                         if config.background and not config.background_moves_mask else None)
     step = first_step
     steps_per_epoch = first_step + len(loader)
     stopped = 0
@@ -137,9 +143,11 @@ def train_one_epoch(model: AttentionRecognizer, loader: DataLoader, optimizer: t
         if config.early_cell_pool:
             unwrapped(model).set_early_pool(config.early_cell_pool,
                                             early_pool_weight(config, epochs_done, regularizer_start))
+        if config.early_open_mask:
+            unwrapped(model).set_open_mask(open_mask_weight(config, epochs_done, regularizer_start))
         if set_lr is not None:
             set_lr(epochs_done)
-        loss, terms, correct = forward_loss(model, batch, weights, device, config.amp)
+        loss, terms, correct = forward_loss(model, batch, weights, device, config.amp, background_index)
         if not torch.isfinite(loss):
             detail = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
             raise TrainingError(f"non-finite loss at epoch {epoch + 1} step {step + 1} ({detail}); the last "

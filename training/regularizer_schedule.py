@@ -60,12 +60,23 @@ def early_pool_weight(config: TrainConfig, epochs_done: float, start_epoch: floa
     return 1.0 - ramp(config, epochs_done, start_epoch)
 
 
+def open_mask_weight(config: TrainConfig, epochs_done: float, start_epoch: float | None = None) -> float:
+    """How far the mask is held open (stanet AttentionRecognizer.set_open_mask): 1 while the regularizers are
+    off, 0 once they are at full weight (the same ramp, reversed), 0 always without `early_open_mask`. Why: under
+    cross-entropy alone, while the classes are not found yet, the mask settles wherever the first gradients
+    push it, often off the actor, and the regularizers then shape that; held open, it is first trained by a
+    classifier that already tells the classes apart, whose gradient marks the cells that carry them."""
+    if not config.early_open_mask:
+        return 0.0
+    return 1.0 - ramp(config, epochs_done, start_epoch)
+
+
 def selectable(config: TrainConfig, epochs_done: int, start_epoch: float | None = None) -> bool:
     """Whether a checkpoint after `epochs_done` epochs may become best.pt: only once the regularizers are
     at full weight (when there are any, or an early pooling rides on their ramp), so the model kept is one
     trained with the whole objective and the served pooling, and the validation losses compared are of the
     same objective."""
-    if not config.early_cell_pool and not any(getattr(config.loss, f) for f in config.loss.__dataclass_fields__):
+    if not config.early_cell_pool and not config.early_open_mask and not any(getattr(config.loss, f) for f in config.loss.__dataclass_fields__):
         return True
     start = config.regularizer_start_epoch if start_epoch is None else start_epoch
     return epochs_done >= start + config.regularizer_warmup_epochs

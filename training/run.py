@@ -15,7 +15,7 @@ from stanet.constants import LAST_CHECKPOINT
 from training.config import RunConfig
 from training.distributed import init_distributed, shutdown_distributed, wrap_model
 from training.lr_schedule import CosineSchedule
-from training.regularizer_schedule import early_pool_weight
+from training.regularizer_schedule import early_pool_weight, open_mask_weight
 from training.loop import StopRequest, TrainingError, evaluate_loss, make_loader, select_device, train_one_epoch
 from training.run_data import prepare_data
 from training.run_state import restore_or_init, start_or_resume
@@ -67,6 +67,8 @@ def train(data_dir: str | Path | None, out_dir: str | Path, run_config: RunConfi
             if config.early_cell_pool:  # validate with the pooling of the epoch's end, as best.pt would be kept
                 state.model.set_early_pool(config.early_cell_pool, early_pool_weight(
                     config, epoch + 1, state.regularizer_start(config)))
+            if config.early_open_mask:  # validate with the mask of the epoch's end
+                state.model.set_open_mask(open_mask_weight(config, epoch + 1, state.regularizer_start(config)))
             val_metrics = evaluate_loss(state.model, val_loader, config.loss, device, config.amp, ctx)
             record, improved = state.end_epoch(config, train_metrics, val_metrics,
                                                elapsed_s=round(time.monotonic() - started, 1),

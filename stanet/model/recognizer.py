@@ -78,6 +78,22 @@ class AttentionRecognizer(nn.Module):
         if config.freeze_backbone:
             self.backbone.requires_grad_(False)
         self.complement = False
+        self.open_mask_weight = 0.0  # training only: set_open_mask
+        self.mask_gradient_samples: torch.Tensor | None = None  # training only: set_mask_gradient_samples
+
+    def set_open_mask(self, weight: float) -> None:
+        """Hold the mask open by `weight` (training only: `train.early_open_mask`,
+        training.regularizer_schedule.open_mask_weight): the features meet w + (1 - w) M instead of M, and at
+        w = 1 the mask gets no gradient. 0 in every model built from a config, so what is served is M alone."""
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"open mask weight must be in [0, 1], got {weight}")
+        self.open_mask_weight = float(weight)
+
+    def set_mask_gradient_samples(self, keep: torch.Tensor | None) -> None:
+        """Which clips of the next forward may move the mask through the features they classify: `keep` (B,)
+        bool, None = all (training only: `train.background_moves_mask=false`). The others still read their
+        mask, and the regularizers still shape it; only their answer's gradient stops at the mask."""
+        self.mask_gradient_samples = keep
 
     def set_complement(self, enabled: bool) -> None:
         """Whether forward also returns `complement_logits`, the answer from what the mask removes (training
@@ -127,7 +143,7 @@ class AttentionRecognizer(nn.Module):
             mask = self.spatial(features).reshape(B * T, 1, h, w)  # (B*T, 1, h, w)
             if self.complement:
                 complement_logits = self.complement_head(frames.detach(), mask, B, T)
-            frames = apply_mask(frames, mask, self.config.mask_combine)
+            frames = apply_mask(frames, self._mask_used(mask), self.config.mask_combine)
         else:
             mask = frames.new_ones(B * T, 1, h, w)
         if self.projection is not None:
@@ -142,6 +158,21 @@ class AttentionRecognizer(nn.Module):
             temporal_attention_steps=steps,
             complement_logits=complement_logits,
         )
+
+    def _mask_used(self, mask: torch.Tensor) -> torch.Tensor:
+        """The mask the features meet: M, or M held open by `open_mask_weight` (set_open_mask)."""
+        keep = self.mask_gradient_samples
+        if keep is not None:
+            kept = keep.reshape(-1, 1, 1, 1, 1).to(mask.device)  # (B, 1, 1, 1, 1)
+            B = kept.shape[0]
+            shaped = mask.reshape(B, -1, *mask.shape[1:])  # (B, T, 1, h, w)
+            mask = torch.where(kept, shaped, shaped.detach()).reshape(mask.shape)  # (B*T, 1, h, w)
+        w = self.open_mask_weight
+        if w == 0.0:
+            return mask
+        if w == 1.0:
+            return torch.ones_like(mask)  # no gradient to the mask net: it waits for a classifier that knows
+        return w + (1.0 - w) * mask
 
     def complement_head(self, frames: torch.Tensor, mask: torch.Tensor, B: int, T: int) -> torch.Tensor:
         """Logits (B, K) from the features (B*T, C, h, w) the mask (B*T, 1, h, w) removes, `1 - M` in place of

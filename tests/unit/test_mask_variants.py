@@ -154,6 +154,53 @@ def test_early_pooling_blends_into_the_configured_pooling_and_a_rebuilt_model_ha
         model.set_early_pool("median", 0.5)
 
 
+def test_an_open_mask_gives_the_unmasked_answer_trains_no_mask_net_and_a_rebuilt_model_uses_its_mask():
+    """`set_open_mask` (train.early_open_mask): weight 1 answers as M = 1 would and leaves the mask net without
+    gradient, 0.5 is a blend, and a model built from the same config (a checkpoint's) meets its own mask."""
+    torch.manual_seed(0)
+    config = tiny_model_config(num_classes=3, clip_length=4, channel_dropout=0.0)
+    model = build_model(config).eval()
+    unmasked = build_model(tiny_model_config(num_classes=3, clip_length=4, channel_dropout=0.0,
+                                             spatial_attention=False)).eval()
+    unmasked.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("spatial.")})
+    clips = torch.randn(2, 4, 3, 32, 32)  # (B, T, 3, H, W), normalized
+    masked_logits = model(clips).logits
+    model.set_open_mask(1.0)
+    out = model(clips)
+    torch.testing.assert_close(out.logits, unmasked(clips).logits)
+    out.logits.sum().backward()
+    assert all(p.grad is None for p in model.spatial.parameters())
+    assert out.spatial_attention.min() < 1.0  # the mask itself is still computed (the regularizers read it)
+    model.set_open_mask(0.5)
+    halfway = model(clips).logits
+    assert not torch.allclose(halfway, masked_logits) and not torch.allclose(halfway, out.logits)
+    rebuilt = build_model(config).eval()
+    rebuilt.load_state_dict(model.state_dict())
+    torch.testing.assert_close(rebuilt(clips).logits, masked_logits)
+    with pytest.raises(ValueError, match="must be in \\[0, 1\\]"):
+        model.set_open_mask(1.5)
+
+
+def test_clips_left_out_of_the_mask_gradient_answer_the_same_and_do_not_move_the_mask():
+    """`set_mask_gradient_samples` (train.background_moves_mask=false): the answers are unchanged, a clip left
+    out sends no gradient to the mask net through its answer, a kept clip does."""
+    torch.manual_seed(0)
+    model = build_model(tiny_model_config(num_classes=3, clip_length=4, channel_dropout=0.0)).eval()
+    clips = torch.randn(2, 4, 3, 32, 32)  # (B, T, 3, H, W), normalized
+    expected = model(clips).logits
+    model.set_mask_gradient_samples(torch.tensor([True, False]))
+    for sample, reaches_mask in ((0, True), (1, False)):
+        model.zero_grad(set_to_none=True)
+        out = model(clips)
+        torch.testing.assert_close(out.logits, expected)
+        out.logits[sample].sum().backward()
+        grads = [p.grad for p in model.spatial.parameters()]
+        assert any(g is not None and bool(g.abs().sum() > 0) for g in grads) == reaches_mask, sample
+    model.zero_grad(set_to_none=True)
+    model(clips).spatial_attention[1].mean().backward()  # a regularizer on the left-out clip's mask still acts
+    assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.spatial.parameters())
+
+
 @pytest.mark.parametrize("combine", ["multiply", "mean_fill"])
 def test_the_complement_answers_from_what_the_mask_removes_and_its_gradient_reaches_the_mask_alone(combine):
     """`set_complement` (train.loss.mask_complement): the layers after the mask, run on (1 - M) in place of M

@@ -14,7 +14,8 @@ from training.config import TrainConfig
 from training.losses import LossWeights
 from training.lr_schedule import CosineSchedule, cosine_scale
 from training.optim import build_optimizer
-from training.regularizer_schedule import early_pool_weight, learning_started, regularizer_start, selectable, warmed_up
+from training.regularizer_schedule import (early_pool_weight, learning_started, open_mask_weight, regularizer_start,
+                                          selectable, warmed_up)
 from training.run_state import RunState
 
 
@@ -132,4 +133,18 @@ def test_early_cell_pooling_rides_the_regularizer_ramp_down_and_gates_model_sele
     no_regularizers = TrainConfig(early_cell_pool="max", regularizer_start_epoch=2, regularizer_warmup_epochs=1,
                                   loss=LossWeights(mask_area=0.0, total_variation=0.0, contrast=0.0,
                                                    unimodality=0.0, temporal_entropy=0.0))
+    assert [selectable(no_regularizers, e) for e in (1, 2, 3)] == [False, False, True]
+
+
+def test_the_open_mask_rides_the_regularizer_ramp_down_and_gates_model_selection():
+    """Held open until the regularizers start, blended in over their warm-up, acting alone at full weight;
+    best.pt only from then, even without any regularizer."""
+    config = TrainConfig(early_open_mask=True, regularizer_start_epoch=11, regularizer_warmup_epochs=3)
+    assert [open_mask_weight(config, e) for e in (0.0, 10.9, 11.0)] == [1.0, 1.0, 1.0]
+    assert open_mask_weight(config, 12.5) == pytest.approx(0.5)
+    assert open_mask_weight(config, 14.0) == 0.0 and open_mask_weight(config, 30.0) == 0.0
+    assert open_mask_weight(config, 12.5, start_epoch=float("inf")) == 1.0  # "learning" start not seen yet
+    assert open_mask_weight(TrainConfig(regularizer_start_epoch=11), 0.0) == 0.0  # off by default
+    no_regularizers = TrainConfig(early_open_mask=True, regularizer_start_epoch=2, regularizer_warmup_epochs=1,
+                                  loss=LossWeights())
     assert [selectable(no_regularizers, e) for e in (1, 2, 3)] == [False, False, True]
