@@ -46,6 +46,7 @@ UPSTREAM_RECONNECT = (("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_rec
                       ("grpc.max_reconnect_backoff_ms", 1000))
 DEFAULT_UPSTREAM_TIMEOUT_S = 120.0
 DEFAULT_WORKERS = 64
+FLUSH_S = 10.0  # on stop after stop_accepting: the most the relay waits for its calls to send their answers
 # Metadata the relay does not forward: gRPC's own (the deadline, encodings), pseudo-headers, the user agent.
 _NOT_FORWARDED = ("grpc-", ":")
 
@@ -114,6 +115,7 @@ class Relay:
         self.metrics = RelayMetrics()
         self._channel: grpc.Channel | None = None
         self._server: grpc.Server | None = None
+        self._draining: threading.Event | None = None  # stop_accepting's shutdown, once begun
         self._page: MetricsPage | None = None
         self._streams: set = set()  # upstream streams, kept until they end
         self._in_flight = 0
@@ -150,11 +152,16 @@ class Relay:
 
     def stop_accepting(self, grace_s: float) -> None:
         """New calls are refused (UNAVAILABLE); those in flight get `grace_s` to finish."""
-        if self._server is not None:
-            self._server.stop(grace_s)
+        if self._server is not None and self._draining is None:
+            self._draining = self._server.stop(grace_s)  # set once no call is left (or the grace is over)
 
     def stop(self, grace_s: float = 5.0) -> None:
+        """End the relay: after stop_accepting, first let the calls in flight send their answers (at most
+        FLUSH_S: Triton, stopped by then, has answered them), which stop(0) alone would cancel."""
         if self._server is not None:
+            if self._draining is not None:
+                self._draining.wait(FLUSH_S)
+                self._draining = None
             self._server.stop(grace_s).wait(grace_s + 1)
             self._server = None
         if self._page is not None:
