@@ -55,9 +55,7 @@ def early_pool_weight(config: TrainConfig, epochs_done: float, start_epoch: floa
     """The weight of `early_cell_pool` in the model's cell pooling: 1 while the regularizers are off, 0 once
     they are at full weight (the same ramp, reversed), 0 always without an early pooling. Why tied to the
     regularizers: the mask is shaped once they start, and it must be shaped under the pooling that is served."""
-    if not config.early_cell_pool:
-        return 0.0
-    return 1.0 - ramp(config, epochs_done, start_epoch)
+    return _early_weight(bool(config.early_cell_pool), config, epochs_done, start_epoch)
 
 
 def open_mask_weight(config: TrainConfig, epochs_done: float, start_epoch: float | None = None) -> float:
@@ -66,9 +64,12 @@ def open_mask_weight(config: TrainConfig, epochs_done: float, start_epoch: float
     cross-entropy alone, while the classes are not found yet, the mask settles wherever the first gradients
     push it, often off the actor, and the regularizers then shape that; held open, it is first trained by a
     classifier that already tells the classes apart, whose gradient marks the cells that carry them."""
-    if not config.early_open_mask:
-        return 0.0
-    return 1.0 - ramp(config, epochs_done, start_epoch)
+    return _early_weight(config.early_open_mask, config, epochs_done, start_epoch)
+
+
+def _early_weight(enabled: bool, config: TrainConfig, epochs_done: float, start_epoch: float | None) -> float:
+    """An early training-time setting's weight: the regularizer ramp reversed, 0 when the setting is off."""
+    return 1.0 - ramp(config, epochs_done, start_epoch) if enabled else 0.0
 
 
 def selectable(config: TrainConfig, epochs_done: int, start_epoch: float | None = None) -> bool:
@@ -76,7 +77,8 @@ def selectable(config: TrainConfig, epochs_done: int, start_epoch: float | None 
     at full weight (when there are any, or an early pooling rides on their ramp), so the model kept is one
     trained with the whole objective and the served pooling, and the validation losses compared are of the
     same objective."""
-    if not config.early_cell_pool and not config.early_open_mask and not any(getattr(config.loss, f) for f in config.loss.__dataclass_fields__):
+    early = config.early_cell_pool or config.early_open_mask
+    if not early and not any(getattr(config.loss, f) for f in config.loss.__dataclass_fields__):
         return True
     start = config.regularizer_start_epoch if start_epoch is None else start_epoch
     return epochs_done >= start + config.regularizer_warmup_epochs

@@ -160,7 +160,8 @@ class AttentionRecognizer(nn.Module):
         )
 
     def _mask_used(self, mask: torch.Tensor) -> torch.Tensor:
-        """The mask the features meet: M, or M held open by `open_mask_weight` (set_open_mask)."""
+        """The mask the features meet: M, detached for the clips set_mask_gradient_samples leaves out, held open
+        by `open_mask_weight` (set_open_mask)."""
         keep = self.mask_gradient_samples
         if keep is not None:
             kept = keep.reshape(-1, 1, 1, 1, 1).to(mask.device)  # (B, 1, 1, 1, 1)
