@@ -62,7 +62,8 @@ class RelayedTriton:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.relay.stop_accepting(self.options.exit_timeout_s)
+        self.relay.stop_accepting()
+        self.relay.wait_drained(self.options.exit_timeout_s)
         try:
             self.triton.stop()
         finally:

@@ -115,11 +115,12 @@ class Relay:
         self.metrics = RelayMetrics()
         self._channel: grpc.Channel | None = None
         self._server: grpc.Server | None = None
-        self._draining: threading.Event | None = None  # stop_accepting's shutdown, once begun
+        self._refusing = False  # after stop_accepting: new calls are answered UNAVAILABLE by the handlers
         self._page: MetricsPage | None = None
         self._streams: set = set()  # upstream streams, kept until they end
         self._in_flight = 0
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified when nothing is in flight
 
     # --- life cycle
     def start(self) -> None:
@@ -150,18 +151,26 @@ class Relay:
         self._page = MetricsPage(options.address, options.metrics_port, options.upstream_metrics, self.metrics)
         self._page.start()
 
-    def stop_accepting(self, grace_s: float) -> None:
-        """New calls are refused (UNAVAILABLE); those in flight get `grace_s` to finish."""
-        if self._server is not None and self._draining is None:
-            self._draining = self._server.stop(grace_s)  # set once no call is left (or the grace is over)
+    def stop_accepting(self) -> None:
+        """New calls are refused with UNAVAILABLE by the relay's own handlers; those in flight go on. (Not the
+        gRPC server's stop: calls that reached it before a handler took them would end CANCELLED, which a client
+        cannot tell from a dropped request.)"""
+        with self._lock:
+            self._refusing = True
+
+    def wait_drained(self, timeout_s: float) -> bool:
+        """After stop_accepting: wait until no call is in flight (True), at most `timeout_s`. Triton stops only
+        after this, or a call accepted here could reach a Triton that is unloading its models and be refused
+        with NOT_FOUND ("has no available versions")."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout_s)
 
     def stop(self, grace_s: float = 5.0) -> None:
         """End the relay: after stop_accepting, first let the calls in flight send their answers (at most
         FLUSH_S: Triton, stopped by then, has answered them), which stop(0) alone would cancel."""
         if self._server is not None:
-            if self._draining is not None:
-                self._draining.wait(FLUSH_S)
-                self._draining = None
+            if self._refusing:
+                self.wait_drained(FLUSH_S)
             self._server.stop(grace_s).wait(grace_s + 1)
             self._server = None
         if self._page is not None:
@@ -187,13 +196,26 @@ class Relay:
     def _upstream(self, change: int) -> None:
         with self._lock:
             self._in_flight += change
+            if self._in_flight == 0:
+                self._idle.notify_all()
         self.metrics.in_flight.inc(change)
 
+    def _admit(self, name: str, context: grpc.ServicerContext) -> None:
+        """Count a new call in flight, or refuse it (UNAVAILABLE) once stop_accepting was called: one lock for
+        both, so that wait_drained never misses a call admitted as it looks."""
+        with self._lock:
+            if not self._refusing:
+                self._in_flight += 1
+                self.metrics.in_flight.inc()
+                return
+        self.metrics.answered(name, "UNAVAILABLE")
+        context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down: send the request again "
+                                                   "(another replica, or this one once restarted)")
+
     def _keep(self, stream, method: str, start: float) -> None:
-        """Hold a stream's upstream call until it ends (a collected call is cancelled), counted in flight."""
+        """Hold a stream's upstream call until it ends (a collected call is cancelled); admitted in flight."""
         with self._lock:
             self._streams.add(stream)
-        self._upstream(+1)
 
         def done(finished) -> None:
             with self._lock:
@@ -212,7 +234,7 @@ class Relay:
             # cancels or whose deadline passes is answered by its own gRPC library at once, while this thread
             # waits for Triton's answer and drops it. (A future and a wait on it cost about 0.3 ms more per call.)
             start = time.perf_counter()
-            self._upstream(+1)
+            self._admit(name, context)
             try:
                 try:
                     response, code, details = call(request, timeout=self.options.upstream_timeout_s,
@@ -247,6 +269,7 @@ class Relay:
             # No timeout upstream: a stream lives as long as its client; when the client goes, the upstream
             # stream is half-closed (not cancelled) and drained.
             start = time.perf_counter()
+            self._admit(name, context)
             responses = call(client_requests(request_iterator), metadata=_forwarded(context.invocation_metadata()))
             self._keep(responses, name, start)
             finished = False

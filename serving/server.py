@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -376,11 +377,22 @@ class Supervisor:
 
     def request_stop(self, reason: str) -> None:
         """Stop (from a signal handler): Triton refuses new requests and finishes the in-flight ones."""
-        if not self.stop_requested:
+        first = not self.stop_requested
+        if first:
             self.say(f"{reason}: finishing in-flight requests (at most {self.server.options.exit_timeout_s} s)...")
         self.stop_requested.append(reason)
-        if self.relay is not None:
-            self.relay.stop_accepting(self.server.options.exit_timeout_s)
+        if self.relay is None:
+            self.server.terminate()
+        elif first:
+            # The relay refuses new calls and Triton stops once the accepted ones have their answers (a thread:
+            # this runs in a signal handler); a second signal does not wait.
+            self.relay.stop_accepting()
+            threading.Thread(target=self._terminate_after_relay, daemon=True, name="stanet-stop").start()
+        else:
+            self.server.terminate()
+
+    def _terminate_after_relay(self) -> None:
+        self.relay.wait_drained(self.server.options.exit_timeout_s)
         self.server.terminate()
 
     def run(self) -> Outcome:

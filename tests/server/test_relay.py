@@ -216,3 +216,42 @@ def test_raw_health_check_is_relayed(server):
         assert check(b"", timeout=10) == b"\x08\x01"  # HealthCheckResponse{status: SERVING}
     finally:
         channel.close()
+
+
+def test_stop_accepting_refuses_new_calls_and_lets_the_accepted_ones_finish(served_repository):
+    """What `stanet serve` does on SIGTERM before it stops Triton: new calls are refused with UNAVAILABLE (a
+    clear retry signal), every call already accepted gets its answer from a Triton still serving, and
+    wait_drained says when none is left."""
+    options = ServerOptions(repository=served_repository, grpc_port=free_port(), metrics_port=free_port(),
+                            exit_timeout_s=5)
+    with RelayedTriton(options) as running:
+        relay, stopped = running.relay, threading.Event()
+        outcomes, lock = [], threading.Lock()  # (thread, stop_accepting had been called when it ended, status)
+
+        def caller(index: int) -> None:
+            with grpcclient.InferenceServerClient(running.options.grpc_url) as client:
+                while True:
+                    status, message = _outcome(lambda: client.infer(MODEL_NAME, [_clip(batch=4, seed=index)]))
+                    with lock:
+                        outcomes.append((index, stopped.is_set(), status, message))
+                    if status != "OK":
+                        return
+
+        threads = [threading.Thread(target=caller, args=(index,)) for index in range(6)]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: len(outcomes) >= 12 and relay.upstream_in_flight > 0, timeout_s=60, interval_s=0.001,
+                 what="calls in flight through the relay")
+        relay.stop_accepting()
+        stopped.set()
+        assert relay.wait_drained(30) and relay.upstream_in_flight == 0
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not any(thread.is_alive() for thread in threads)
+        for index in range(6):
+            mine = [o for o in outcomes if o[0] == index]
+            # Every call answered until the refusal, which names why: never a CANCELLED or NOT_FOUND.
+            assert all(status == "OK" for _, _, status, _ in mine[:-1]), mine
+            assert mine[-1][1:3] == (True, "StatusCode.UNAVAILABLE") and "shutting down" in mine[-1][3], mine[-1]
+        # At least one call accepted before stop_accepting was answered after it (the drain did happen).
+        assert any(after and status == "OK" for _, after, status, _ in outcomes), outcomes[-12:]
