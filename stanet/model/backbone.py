@@ -76,6 +76,26 @@ def build_backbone(config: ModelConfig) -> nn.Module:
     return ResNetTrunk(config.backbone, trunk_in_channels(config))
 
 
+# torchvision's names of the stem (conv1.*, bn1.*) -> this trunk's (stem.0.*, stem.1.*); layerN.* are the same.
+TORCHVISION_NAMES = (("conv1.", "stem.0."), ("bn1.", "stem.1."))
+
+
+def _rename(key: str, pairs) -> str:
+    for old, new in pairs:
+        if key.startswith(old):
+            return new + key[len(old):]
+    return key
+
+
+def torchvision_state_dict(backbone: nn.Module) -> dict[str, torch.Tensor]:
+    """A ResNet trunk's weights under torchvision's names, the file `train.backbone_weights` reads: a trunk
+    trained here (e.g. at a small input size, where training it whole is affordable) reused by another run."""
+    if not isinstance(backbone, ResNetTrunk):
+        raise ValueError("only the resnet18/resnet50 trunks have torchvision names")
+    back = tuple((new, old) for old, new in TORCHVISION_NAMES)
+    return {_rename(key, back): value.detach().clone() for key, value in backbone.state_dict().items()}
+
+
 def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
     """Load ImageNet weights for a ResNet trunk from a local torchvision state-dict file (nothing is ever
     downloaded). The file's `fc.*` entries are ignored; any other missing or mis-shaped tensor is an error."""
@@ -92,14 +112,7 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise ValueError(f"backbone weights file {path} holds a {type(state).__name__}, expected a state dict")
-    # torchvision names (conv1.*, bn1.*, layerN.*) -> this trunk's names (stem.0.*, stem.1.*, layerN.*).
-    renamed = {}
-    for key, value in state.items():
-        if key.startswith("fc."):
-            continue
-        key = key.replace("conv1.", "stem.0.", 1) if key.startswith("conv1.") else key
-        key = key.replace("bn1.", "stem.1.", 1) if key.startswith("bn1.") else key
-        renamed[key] = value
+    renamed = {_rename(key, TORCHVISION_NAMES): value for key, value in state.items() if not key.startswith("fc.")}
     own = backbone.state_dict()
     stem = "stem.0.weight"
     if stem in renamed and stem in own and own[stem].shape[1] > renamed[stem].shape[1] == 3:
