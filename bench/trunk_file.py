@@ -25,12 +25,13 @@ import torch.nn.functional as F
 
 from stanet.atomic import atomic_path
 from stanet.checkpoint import CheckpointError, load_checkpoint
-from stanet.dataset_format import DatasetFormatError, load_dataset
+from stanet.config import BACKBONES
+from stanet.dataset_format import AnnotatedDataset, DatasetFormatError, load_dataset
 from stanet.model.backbone import ResNetTrunk, torchvision_state_dict
 from stanet.model.preprocess import normalize_clip
 from stanet.video import read_video
 
-ARCHS = ("resnet18", "resnet50")
+ARCHS = tuple(name for name in BACKBONES if name.startswith("resnet"))  # the trunks with torchvision names
 
 
 def checkpoint_trunk(checkpoint: str | Path) -> dict[str, torch.Tensor]:
@@ -38,11 +39,11 @@ def checkpoint_trunk(checkpoint: str | Path) -> dict[str, torch.Tensor]:
     return torchvision_state_dict(load_checkpoint(checkpoint).build_model().backbone)
 
 
-def _frames(root: str | Path, split: str, size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _frames(dataset: AnnotatedDataset, split: str, size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Every `stride`-th frame of a split's trimmed clips: (N, 3, size, size) normalized, (N,) label indices."""
-    records = [record for record in load_dataset(root).split(split) if not record.untrimmed]
+    records = [record for record in dataset.split(split) if not record.untrimmed]
     if not records:
-        raise ValueError(f"{root}: the {split} split has no labelled clips to pretrain on")
+        raise ValueError(f"{dataset.root}: the {split} split has no labelled clips to pretrain on")
     images, labels = [], []
     for record in records:
         frames = read_video(record.video).frames[::stride]  # (T', H, W, 3) uint8
@@ -60,8 +61,8 @@ def pretrain_trunk(root: str | Path, *, arch: str = "resnet18", size: int = 224,
     if arch not in ARCHS:
         raise ValueError(f"--arch {arch!r}: expected one of {ARCHS}")
     dataset = load_dataset(root)
-    train_x, train_y = _frames(root, "train", size, frame_stride)
-    val_x, val_y = _frames(root, "val", size, frame_stride) if dataset.split("val") else (None, None)
+    train_x, train_y = _frames(dataset, "train", size, frame_stride)
+    val_x, val_y = _frames(dataset, "val", size, frame_stride) if dataset.split("val") else (None, None)
     torch.manual_seed(seed)
     trunk = ResNetTrunk(arch)
     classifier = torch.nn.Linear(trunk.out_channels, len(dataset.class_names))

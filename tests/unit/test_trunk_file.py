@@ -3,6 +3,7 @@ computes the same maps, and `train.backbone_weights` (load_backbone_weights) put
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torchvision import models
@@ -10,8 +11,10 @@ from torchvision import models
 from bench.trunk_file import main as trunk_file_main
 from stanet.checkpoint import save_checkpoint
 from stanet.config import ModelConfig
+from stanet.dataset_format import write_dataset
 from stanet.model import build_model
 from stanet.model.backbone import ResNetTrunk, load_backbone_weights, torchvision_state_dict
+from stanet.video import write_video
 
 
 def _resnet_model(seed: int):
@@ -67,11 +70,6 @@ def test_a_compact_trunk_or_a_missing_checkpoint_is_refused(tmp_path, capsys):
 
 def _two_colour_dataset(root, *, train_per_class: int = 3):
     """Clips of a red or a blue square on grey, as encoded videos in the dataset layout."""
-    import numpy as np
-
-    from stanet.dataset_format import write_dataset
-    from stanet.video import write_video
-
     records = []
     for label, colour in (("red", (220, 40, 40)), ("blue", (40, 60, 230))):
         for n in range(train_per_class + 1):
@@ -106,8 +104,6 @@ def test_a_pretrained_trunk_is_written_under_torchvision_names_and_loads(tmp_pat
 
 
 def test_pretraining_refuses_a_dataset_without_train_clips(tmp_path, capsys):
-    from stanet.dataset_format import write_dataset
-
     write_dataset(tmp_path / "empty", ["a"], [])
     assert trunk_file_main(["--pretrain", str(tmp_path / "empty"), "--out", str(tmp_path / "t.pth")]) == 2
     assert "train split has no labelled clips" in capsys.readouterr().err
