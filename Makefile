@@ -113,14 +113,16 @@ soak: $(STAMP) $(TRITON_STAMP)
 		--loads $(SOAK_LOADS) --output $(SOAK_DIR)/report.json $(SOAK_FLAGS)
 
 # Serving performance (docs/benchmark.md): the demo model four ways side by side in one run (two Triton
-# instances with one onnxruntime thread each: the layout bench.tune measured fastest for this small model); writes
-# runs/bench/<model>/report.json and latency_vs_throughput.png. Needs `make demo` first.
+# instances with one onnxruntime thread each, pinned to a core each: the layout bench.tune measured fastest for
+# this small model; served up to 16 requests in flight, where two instances reach batches of about 5 against the
+# in-process batch 8); writes runs/bench/<model>/report.json and latency_vs_throughput.png. Needs `make demo` first.
 BENCH_SECONDS ?= 8
 bench: $(STAMP) $(TRITON_STAMP)
 	@test -f $(DEMO_RUN)/best.pt || { echo "make bench measures the demo model: run make demo first"; exit 2; }
 	rm -rf runs/bench/demo
 	$(BIN)/stanet bench --checkpoint $(DEMO_RUN)/best.pt --data $(DEMO_DATA) --output runs/bench/demo \
-		--label "demo model (compact trunk, T=16, 32x32)" --seconds $(BENCH_SECONDS) --intra-op-threads 1
+		--label "demo model (compact trunk, T=16, 32x32)" --seconds $(BENCH_SECONDS) --intra-op-threads 1 \
+		--concurrency 1,2,4,8,16
 
 # What a long video costs the client (docs/timeline.md, "Long videos"): writes a 1- and a 10-minute
 # 1920x1080 30 fps file under runs/bench/long_video/videos (kept), serves the demo model and runs

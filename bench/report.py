@@ -112,6 +112,16 @@ def plot_series(series: list[tuple[str, list[dict]]], title: str, path: Path) ->
     plt.close(figure)
 
 
+def render_stub_split(point: dict) -> str:
+    """One served point's execution split (bench/served.py stub_split), in ms per execution."""
+    split = point["stub_ms"]
+    phases = ", ".join(f"{name} {split[name]:.3f}" for name in split if name not in ("execution", "hop"))
+    cpu = (f"; CPU cores: server {point['server_cpu_cores']:.2f}, client {point['client_cpu_cores']:.2f}"
+           if point.get("server_cpu_cores") is not None and point.get("client_cpu_cores") is not None else "")
+    return (f"per execution at c{point['concurrency']} (batch {point['average_batch']:.2f}): Triton "
+            f"{split['execution']:.3f} ms = stub {phases} + hop {split['hop']:.3f}{cpu}")
+
+
 def render(report: dict) -> str:
     lines = [f"{report['label']}: {report['gflop_per_clip']:.3f} GFLOP/clip, fp32 ceiling "
              f"{report['fp32_ceiling_gflops']:.0f} GFLOP/s ({report['threads']} threads; "
@@ -143,6 +153,8 @@ def render(report: dict) -> str:
         top = best(report[key])["clips_per_s"]
         lines.append(f"{key}: {top / best_a:.2f}x (a), {top / best_b:.2f}x (b), "
                      f"{report['achieved_gflops'][key]:.1f} GFLOP/s")
+        if best(report[key]).get("stub_ms"):
+            lines.append("  " + render_stub_split(best(report[key])))
     for t in report["targets"]:
         lines.append(f"[{'PASS' if t['passed'] else 'FAIL'}] {t['description']}: {t['value']} (bound {t['bound']})")
     lines.append(f"server peak RSS {report['server_peak_rss_mb']:.0f} MB, client peak RSS "

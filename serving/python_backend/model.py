@@ -2,6 +2,7 @@
 that tests call without Triton). Only numpy and onnxruntime (or openvino) are needed; no torch, nothing from stanet."""
 
 import json
+import time
 from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
@@ -23,18 +24,22 @@ def _error(result):
 ERROR_METRIC = "stanet_backend_errors"  # the Prometheus rules in deploy/ read it
 
 
-def _error_counters(args):
-    """One counter per error code. This Triton counts a request answered with an error response as a
-    success in nv_inference_request_*; these counters make such errors visible (created at 0)."""
-    family_type = getattr(pb_utils, "MetricFamily", None)  # custom metrics: Triton >= 23.05
+def _counters(args, name, description, label, values):
+    """A counter family and one counter per label value (created at 0); (None, {}) before Triton 23.05,
+    which has no custom metrics. The family must outlive its metrics: both are kept on the model."""
+    family_type = getattr(pb_utils, "MetricFamily", None)
     if family_type is None:
         return None, {}
-    family = family_type(name=ERROR_METRIC, description="Requests the stanet model answered with an error, by code",
-                         kind=family_type.COUNTER)
+    family = family_type(name=name, description=description, kind=family_type.COUNTER)
+    labels = {"model": args["model_name"], "version": args["model_version"]}
+    return family, {value: family.Metric(labels={**labels, label: value}) for value in values}
+
+
+def _error_counters(args):
+    """One counter per error code. This Triton counts a request answered with an error response as a
+    success in nv_inference_request_*; these counters make such errors visible."""
     codes = (stanet_backend.INVALID_ARG, stanet_backend.INTERNAL, stanet_backend.CANCELLED)
-    # The family must outlive its metrics: both are kept on the model.
-    return family, {code: family.Metric(labels={"model": args["model_name"], "version": args["model_version"],
-                                                "code": code}) for code in codes}
+    return _counters(args, ERROR_METRIC, "Requests the stanet model answered with an error, by code", "code", codes)
 
 
 def _is_cancelled(request):
@@ -49,8 +54,14 @@ class TritonPythonModel:
         dtypes.update({spec["name"]: _dtype(config, spec["name"], False) for spec in config["output"]})
         self.settings = stanet_backend.settings_from_config(config, dtypes)
         runner = stanet_backend.create_runner(Path(__file__).parent, config, self.settings)
-        self.run = stanet_backend.Watchdog(runner, self.settings.time_budget_s)
+        index = stanet_backend.instance_index(config, args.get("model_instance_name", ""))
+        cores = stanet_backend.instance_cores(self.settings, stanet_backend.instance_count(config), index)
+        self.run = stanet_backend.Watchdog(runner, self.settings.time_budget_s, cores)
         self.error_family, self.error_counters = _error_counters(args)
+        self.phase_family, self.phase_counters = _counters(
+            args, stanet_backend.PHASE_METRIC, "Seconds the stanet model's execute spent in each phase", "phase",
+            stanet_backend.PHASES)
+        self.clock = stanet_backend.PhaseClock()
 
     def execute(self, requests):
         try:
@@ -60,14 +71,20 @@ class TritonPythonModel:
             return [pb_utils.InferenceResponse(output_tensors=[], error=_error(result)) for _ in requests]
 
     def _execute(self, requests):
-        # Requests whose clients cancelled while queued are answered without running the model.
-        live = [r for r in requests if not _is_cancelled(r)]
+        started = time.perf_counter()
+        # Requests whose clients cancelled after Triton's queue checked them are answered without running the
+        # model, when the call is long enough for that to matter (each lookup is a round trip to Triton).
+        worth_it = self.run.expected_s(len(requests)) >= stanet_backend.CANCEL_CHECK_MIN_S
+        live = [r for r in requests if not _is_cancelled(r)] if worth_it else list(requests)
+        checked = time.perf_counter()
         clips = []
         for request in live:
             tensor = pb_utils.get_input_tensor_by_name(request, self.settings.input_name)
             clips.append(None if tensor is None else tensor.as_numpy())
-        results = stanet_backend.infer_requests(self.run, clips, self.settings,
+        read = time.perf_counter()
+        results = stanet_backend.infer_requests(self.run, clips, self.settings, clock=self.clock,
                                                 cancelled=lambda: all(_is_cancelled(r) for r in live))
+        answered = time.perf_counter()
         by_request = dict(zip(map(id, live), results))
         responses = []
         for request in requests:
@@ -80,10 +97,17 @@ class TritonPythonModel:
             else:
                 tensors = [pb_utils.Tensor(name, array) for name, array in result.outputs.items()]
                 responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+        self.clock.add("cancel_check", checked - started)
+        self.clock.add("inputs", read - checked)
+        self.clock.add("responses", time.perf_counter() - answered)
+        sums = self.clock.take_if_due()
+        for phase, seconds in (sums or {}).items():
+            if phase in self.phase_counters:
+                self.phase_counters[phase].increment(seconds)
         return responses
 
     def finalize(self):
         self.run.close()
         self.run = None
-        self.error_counters = {}  # metrics before their family
-        self.error_family = None
+        self.error_counters = self.phase_counters = {}  # metrics before their family
+        self.error_family = self.phase_family = None

@@ -9,6 +9,10 @@ Every model call runs on a worker thread watched by a `Watchdog`: a call past it
 requests have all been cancelled by their clients, is ended (onnxruntime's RunOptions.terminate) and its
 requests answered with an error, so a hung call never holds the model forever. Outputs are checked to be
 finite before they leave. Error messages name shapes and types, never file paths.
+
+Where the served time goes inside the stub (`PhaseClock`, exported as stanet_backend_phase_seconds) and why
+one-thread instances that fill the server's cores are pinned to one core each (`instance_cores`): see
+docs/serving.md, "The python-backend hop".
 """
 
 from __future__ import annotations
@@ -39,7 +43,12 @@ OPENVINO_HINT_PARAMETER = "openvino_performance_hint"  # LATENCY or THROUGHPUT
 OPENVINO_PRECISION_PARAMETER = "openvino_precision"  # fp32 or bf16 (an int8 IR carries its own precision)
 DEFAULT_OPENVINO_STREAMS, DEFAULT_OPENVINO_HINT = "1", "LATENCY"
 OPENVINO_PRECISIONS = ("fp32", "bf16")
+PIN_PARAMETER = "pin_instances"  # "auto": one-thread instances that exactly fill the cores get one core each; "off"
+PIN_MODES = ("auto", "off")
 WATCH_INTERVAL_S = 0.02
+# A queued request's cancellation is looked up (one round trip to Triton per request) only when the batch is
+# expected to run at least this long: a shorter call ends before the watchdog could end it anyway.
+CANCEL_CHECK_MIN_S = WATCH_INTERVAL_S
 
 # Result codes: what the adapter turns into a TritonError code.
 INVALID_ARG, INTERNAL, CANCELLED = "INVALID_ARG", "INTERNAL", "CANCELLED"
@@ -63,6 +72,7 @@ class BackendSettings:
     openvino_streams: int = 1
     openvino_performance_hint: str = DEFAULT_OPENVINO_HINT
     openvino_precision: str = "fp32"
+    pin: str = "auto"  # one of PIN_MODES (see instance_cores)
 
 
 @dataclass
@@ -118,7 +128,7 @@ def settings_from_config(config: dict[str, Any], dtypes: dict[str, np.dtype]) ->
     if not outputs:
         raise ValueError("the model config declares no outputs")
     intra = _parameter(config, INTRA_OP_PARAMETER, "0")
-    instances = sum(int(group.get("count", 1)) for group in config.get("instance_group", [])) or 1
+    instances = instance_count(config)
     budget_ms = _parameter(config, TIME_BUDGET_PARAMETER, DEFAULT_TIME_BUDGET_MS)
     if budget_ms < 1:
         raise ValueError(f"config parameter {TIME_BUDGET_PARAMETER!r} must be >= 1 (milliseconds)")
@@ -129,6 +139,9 @@ def settings_from_config(config: dict[str, Any], dtypes: dict[str, np.dtype]) ->
     hint = _text_parameter(config, OPENVINO_HINT_PARAMETER, DEFAULT_OPENVINO_HINT)
     if hint not in ("LATENCY", "THROUGHPUT"):
         raise ValueError(f"config parameter {OPENVINO_HINT_PARAMETER!r} must be LATENCY or THROUGHPUT, got {hint!r}")
+    pin = _text_parameter(config, PIN_PARAMETER, PIN_MODES[0])
+    if pin not in PIN_MODES:
+        raise ValueError(f"config parameter {PIN_PARAMETER!r} must be one of {PIN_MODES}, got {pin!r}")
     precision = _text_parameter(config, OPENVINO_PRECISION_PARAMETER, OPENVINO_PRECISIONS[0])
     if precision not in OPENVINO_PRECISIONS:
         raise ValueError(f"config parameter {OPENVINO_PRECISION_PARAMETER!r} must be one of {OPENVINO_PRECISIONS}, "
@@ -148,7 +161,51 @@ def settings_from_config(config: dict[str, Any], dtypes: dict[str, np.dtype]) ->
         openvino_streams=_parameter(config, OPENVINO_STREAMS_PARAMETER, DEFAULT_OPENVINO_STREAMS) or 1,
         openvino_performance_hint=hint,
         openvino_precision=precision,
+        pin=pin,
     )
+
+
+def instance_count(config: dict[str, Any]) -> int:
+    """The model's instances over all its instance groups (1 without any)."""
+    return sum(int(group.get("count", 1)) for group in config.get("instance_group", [])) or 1
+
+
+def instance_index(config: dict[str, Any], instance_name: str) -> int:
+    """This instance's position among the model's instances, from the name Triton gives it
+    ("<group name>_<index in group>", the group name defaulting to "<model>_<group index>")."""
+    groups = config.get("instance_group", [])
+    head, _, index = instance_name.rpartition("_")
+    if not index.isdigit():
+        return 0
+    before = 0
+    for position, group in enumerate(groups):
+        if head == group.get("name", f"{config.get('name', '')}_{position}"):
+            return before + int(index)
+        before += int(group.get("count", 1))
+    return int(index)
+
+
+def instance_cores(settings: BackendSettings, instances: int, index: int) -> tuple[int, ...]:
+    """The core this instance's model thread is pinned to, or () for none. Only one-thread onnxruntime
+    instances whose count equals the cores the server may use (`pin: auto`): then the cores are the server's
+    (a cpuset, a machine of its own), and a model thread that stays on its core is woken there at once, not
+    behind the other instance's thread, and finds its caches as it left them (docs/serving.md). With a wider
+    affinity mask than the instances need (a CPU quota on a big host) nothing is pinned."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if (settings.pin != "auto" or settings.runtime != "onnxruntime" or settings.intra_op_threads != 1
+            or instances != len(cores)):
+        return ()
+    return (cores[index % len(cores)],)
+
+
+def pin_thread(cores: tuple[int, ...]) -> None:
+    """Pin the calling thread (Linux: pid 0 is the thread) to `cores`; nothing for (). Pinning only makes the
+    thread faster: a core taken away since (a cpuset changed at run time) leaves it unpinned, never failing."""
+    if cores:
+        try:
+            os.sched_setaffinity(0, cores)
+        except OSError:
+            pass
 
 
 def _file_parameter(config: dict[str, Any], key: str, what: str) -> str:
@@ -225,19 +282,39 @@ class Watchdog:
     """Runs model calls on a worker thread and ends a call that exceeds `budget_s`, or whose requests have all
     been cancelled, by setting onnxruntime's RunOptions.terminate; the waiting requests are answered at
     once. A call that does not return even then (a hang outside onnxruntime) keeps its thread; the next call
-    gets a fresh one."""
+    gets a fresh one. The worker is pinned to `cores` (instance_cores). Each call's wall time in the worker
+    (`model_s`) and around it (`call_s`: the hand-off both ways included) are kept, and a running mean of the
+    seconds per clip (`expected_s`)."""
 
-    def __init__(self, run: Runner, budget_s: float):
-        self.run, self.budget_s = run, budget_s
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stanet-model")
+    def __init__(self, run: Runner, budget_s: float, cores: tuple[int, ...] = ()):
+        self.run, self.budget_s, self.cores = run, budget_s, cores
+        self.model_s = self.call_s = 0.0
+        self._per_clip_s: float | None = None
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="stanet-model", initializer=pin_thread,
+                                  initargs=(self.cores,))
+
+    def _timed(self, batch: np.ndarray, options: ort.RunOptions) -> dict[str, np.ndarray]:
+        started = time.perf_counter()
+        outputs = self.run(batch, options)
+        self.model_s = time.perf_counter() - started
+        return outputs
+
+    def expected_s(self, clips: int) -> float:
+        """How long a call of `clips` clips is expected to take; infinite before the first call returned."""
+        return float("inf") if self._per_clip_s is None else self._per_clip_s * clips
 
     def __call__(self, batch: np.ndarray, cancelled: Callable[[], bool] = lambda: False) -> dict[str, np.ndarray]:
         options = ort.RunOptions()
-        future = self._executor.submit(self.run, batch, options)
+        started = time.perf_counter()
+        self.model_s = 0.0
+        future = self._executor.submit(self._timed, batch, options)
         deadline = time.monotonic() + self.budget_s
         while True:
             try:
-                return future.result(timeout=WATCH_INTERVAL_S)
+                outputs = future.result(timeout=WATCH_INTERVAL_S)
             except FutureTimeout:
                 if cancelled():
                     self._abandon(future, options)
@@ -246,6 +323,11 @@ class Watchdog:
                     self._abandon(future, options)
                     raise CallEnded(f"the model call exceeded its time budget of {self.budget_s:g} s and was "
                                     f"ended", INTERNAL) from None
+            else:
+                self.call_s = time.perf_counter() - started
+                per_clip = self.model_s / max(len(batch), 1)
+                self._per_clip_s = per_clip if self._per_clip_s is None else 0.9 * self._per_clip_s + 0.1 * per_clip
+                return outputs
 
     def _abandon(self, future, options: ort.RunOptions) -> None:
         options.terminate = True
@@ -253,12 +335,38 @@ class Watchdog:
             future.result(timeout=0.2)  # onnxruntime stops at its next operator
         except FutureTimeout:  # stuck elsewhere: leave the thread, take a new one
             self._executor.shutdown(wait=False)
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stanet-model")
+            self._executor = self._new_executor()
         except Exception:  # noqa: BLE001 - the terminated run's own error; already answered
             pass
 
     def close(self) -> None:
         self._executor.shutdown(wait=False)
+
+
+PHASE_METRIC = "stanet_backend_phase_seconds"  # a counter per phase; `stanet bench` reads it
+PHASES = ("cancel_check", "inputs", "batch", "handoff", "model", "outputs", "responses")
+
+
+class PhaseClock:
+    """Seconds spent in each phase of `execute`, summed, handed out at most every `interval_s` (each hand-out
+    is one metric update per phase, a message to Triton, kept off the per-request path). Phases: looking up
+    cancellations, reading the input tensors, checking and concatenating the batch, the hand-off to the
+    model thread and back, the model call itself, splitting and checking the outputs, building responses."""
+
+    def __init__(self, interval_s: float = 0.25):
+        self.interval_s = interval_s
+        self._sums = dict.fromkeys(PHASES, 0.0)
+        self._last = time.monotonic()
+
+    def add(self, phase: str, seconds: float) -> None:
+        self._sums[phase] += seconds
+
+    def take_if_due(self) -> dict[str, float] | None:
+        now = time.monotonic()
+        if now - self._last < self.interval_s:
+            return None
+        sums, self._sums, self._last = self._sums, dict.fromkeys(PHASES, 0.0), now
+        return sums
 
 
 def check_clip(clip: np.ndarray | None, settings: BackendSettings) -> str | None:
@@ -287,10 +395,13 @@ def scrub(message: str) -> str:
 
 
 def infer_requests(run: Callable[..., dict[str, np.ndarray]], clips: list[np.ndarray | None],
-                   settings: BackendSettings, *, cancelled: Callable[[], bool] = lambda: False) -> list[RequestResult]:
+                   settings: BackendSettings, *, cancelled: Callable[[], bool] = lambda: False,
+                   clock: PhaseClock | None = None) -> list[RequestResult]:
     """One result per request, in order. Valid requests are concatenated and run once; a bad request gets its
     own error and does not fail the others. `run(batch, cancelled)` is a Watchdog (or a plain function of the
-    batch); `cancelled()` says whether every valid request's client has gone."""
+    batch); `cancelled()` says whether every valid request's client has gone. With a `clock` (and a Watchdog)
+    the time of each phase is added to it."""
+    started = time.perf_counter()
     results = [RequestResult(error=problem, code=INVALID_ARG) if (problem := check_clip(clip, settings)) else None
                for clip in clips]
     valid = [i for i, result in enumerate(results) if result is None]
@@ -298,6 +409,7 @@ def infer_requests(run: Callable[..., dict[str, np.ndarray]], clips: list[np.nda
         return results
     sizes = [len(clips[i]) for i in valid]
     batch = np.concatenate([clips[i] for i in valid])  # (sum of sizes, ...)
+    called = time.perf_counter()
     try:
         outputs = run(batch, cancelled) if isinstance(run, Watchdog) else run(batch)
     except CallEnded as exc:
@@ -308,15 +420,23 @@ def infer_requests(run: Callable[..., dict[str, np.ndarray]], clips: list[np.nda
         for i in valid:
             results[i] = RequestResult(error=f"the model failed on a batch of {sum(sizes)} clips: {scrub(str(exc))}")
         return results
-    splits = np.cumsum(sizes)[:-1]
-    parts = {name: np.split(outputs[name].astype(settings.output_dtypes[name], copy=False), splits)
-             for name in settings.output_names}
+    ends = np.cumsum(sizes)  # request k owns rows ends[k] - sizes[k] .. ends[k] - 1 of every output
+    arrays = {name: outputs[name].astype(settings.output_dtypes[name], copy=False) for name in settings.output_names}
+    # One finiteness pass per output over the whole batch (not one per request and output): rows with a
+    # NaN or an infinity, then a cumulative count to tell each request's share.
+    bad_rows = {name: np.concatenate([[0], np.cumsum(~np.isfinite(value.reshape(len(value), -1)).all(axis=1))])
+                for name, value in arrays.items()}
     for k, i in enumerate(valid):
-        mine = {name: parts[name][k] for name in settings.output_names}
-        bad = [name for name, value in mine.items() if not np.all(np.isfinite(value))]
+        first, last = ends[k] - sizes[k], ends[k]
+        bad = [name for name in settings.output_names if bad_rows[name][last] > bad_rows[name][first]]
         if bad:
             results[i] = RequestResult(error=f"the model produced NaN or infinite values in {bad} for this request; "
                                              f"they are not returned")
         else:
-            results[i] = RequestResult(outputs=mine)
+            results[i] = RequestResult(outputs={name: arrays[name][first:last] for name in settings.output_names})
+    if clock is not None and isinstance(run, Watchdog):
+        clock.add("batch", called - started)
+        clock.add("handoff", run.call_s - run.model_s)
+        clock.add("model", run.model_s)
+        clock.add("outputs", time.perf_counter() - called - run.call_s)
     return results

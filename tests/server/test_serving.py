@@ -5,6 +5,7 @@ loopback ports of its own, called over gRPC by the stanet client and by plain tr
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -26,13 +27,14 @@ from export.cli import main as export_main
 from serving.client import StanetClient
 from serving.errors import ServerUnavailableError, ServingError
 from serving.infer_cli import main as infer_main
+from serving.python_backend.stanet_backend import PHASES
 from serving.results import parse_classification
 from serving.server import ServerOptions, TritonServer
 from stanet.constants import (INPUT_CLIP, MODEL_NAME, ONNX_FILE, OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION,
                               OUTPUT_TEMPORAL_ATTENTION)
 from stanet.dataset_format import load_dataset
 from stanet.video import write_video
-from helpers import PROJECT, free_port, metric_sum
+from helpers import PROJECT, free_port, metric_sum, wait_for
 
 pytestmark = pytest.mark.slow
 MAX_BATCH = 4  # the served_repository fixture's max_batch_size
@@ -186,6 +188,50 @@ def test_metrics_count_requests_and_show_latency_quantiles(server, held_out):
     for quantile in ("0.5", "0.9", "0.95", "0.99"):
         assert metric(after, "nv_inference_request_summary_us", quantile=quantile, **labels) > 0
         assert metric(after, "nv_inference_compute_infer_summary_us", quantile=quantile, **labels) > 0
+
+
+def _pinned_threads(pids: list[int]) -> list[tuple[int, ...]]:
+    """The CPU sets of the threads of `pids` that are pinned to a single core."""
+    pinned = []
+    for pid in pids:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            cores = tuple(sorted(os.sched_getaffinity(int(task))))
+            if len(cores) == 1:
+                pinned.append(cores)
+    return sorted(pinned)
+
+
+def test_one_thread_instances_that_fill_the_cores_run_pinned_and_report_their_phases(easy_run, held_out, tmp_path):
+    """The layout `make bench` serves (one onnxruntime thread per instance, as many instances as cores): each
+    stub's model thread runs on a core of its own, the answers stay those of in-process onnxruntime, and the
+    stub's phase counters (stanet_backend_phase_seconds) account for the executions."""
+    cores = sorted(os.sched_getaffinity(0))
+    repository = tmp_path / "pinned"
+    assert export_main(["--checkpoint", str(easy_run / "best.pt"), "--repository", str(repository), "--target",
+                        "python", "--max-batch-size", "4", "--instances", str(len(cores)),
+                        "--intra-op-threads", "1"]) == 0
+    local = ort.InferenceSession(str(repository / MODEL_NAME / "1" / ONNX_FILE), providers=["CPUExecutionProvider"])
+    options = ServerOptions(repository=repository, grpc_port=free_port(), metrics_port=free_port(), exit_timeout_s=10)
+    with TritonServer(options) as pinned:
+        batch = clips_from(pinned, held_out[0][:2])
+        started = time.monotonic()
+        with client_for(pinned) as client:
+            while time.monotonic() - started < 1.0:  # past the phase counters' hand-out interval (0.25 s)
+                client.infer_clips(batch, top_k=1)
+        served = raw_infer(pinned, batch)
+        assert _pinned_threads(pinned.stub_pids()) == [(core,) for core in cores]
+        def counted() -> str | None:
+            text = metrics(pinned)
+            return text if metric_sum(text, "stanet_backend_phase_seconds", phase="model") > 0 else None
+
+        text = wait_for(counted, 10, what="the stub's phase counters on the metrics page")
+    expected = local.run(None, {INPUT_CLIP: batch})
+    for name, value in zip(OUTPUTS, expected):
+        np.testing.assert_allclose(served.as_numpy(name), value, atol=1e-5)
+    phases = {phase: metric(text, "stanet_backend_phase_seconds", model=MODEL_NAME, phase=phase)
+              for phase in PHASES}
+    assert phases["model"] > max(v for k, v in phases.items() if k != "model")  # the model dominates its execute
+    assert all(value >= 0 for value in phases.values())
 
 
 def test_liveness_and_readiness(server):
@@ -448,5 +494,8 @@ def test_bench_measures_any_running_triton_by_url(server, easy_dataset, tmp_path
         assert set(point["codes"]) == {"OK"} and point["clips_per_s"] > 0 and point["p99_ms"] >= point["p50_ms"]
         assert point["server_cpu_cores"] is None  # a server elsewhere: its CPU is not ours to read
         assert point["compute_infer_ms"] > 0  # the server-side split, from the metrics page
+    # The stub's own split of an execution, where its phase counters moved during the point (every 0.25 s)
+    splits = [p["stub_ms"] for p in points if p["stub_ms"]]
+    assert splits and all(s["model"] > 0 and s["execution"] > 0 for s in splits)
     assert report["models"][MODEL_NAME]["clip_shape"] == [16, 32, 32]
     assert (output / "latency_vs_throughput.png").stat().st_size > 0

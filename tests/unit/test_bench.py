@@ -176,3 +176,30 @@ def test_the_long_video_targets_compare_the_longest_timeline_with_the_shortest()
     rows[3] = row("10min", "timeline", 600, 1100, 70)
     spread, limit, speed = targets(rows)
     assert not spread["met"] and not limit["met"] and not speed["met"]
+
+
+def test_the_stub_split_is_per_execution_and_the_hop_is_what_triton_counts_beyond_it():
+    from bench.report import render_stub_split
+    from bench.served import stub_split
+    from serving.python_backend.stanet_backend import PHASES
+
+    delta = dict.fromkeys(PHASES, 0.0)
+    delta.update(model=0.8, handoff=0.02, responses=0.01)  # seconds over 100 executions
+    split = stub_split(delta, executed=100, executed_s=0.9)
+    assert split["model"] == pytest.approx(8.0) and split["execution"] == pytest.approx(9.0)
+    assert split["hop"] == pytest.approx(9.0 - 8.0 - 0.2 - 0.1)
+    assert stub_split(dict.fromkeys(PHASES, 0.0), executed=100, executed_s=0.9) is None  # no phase counters
+    text = render_stub_split({"stub_ms": split, "concurrency": 16, "average_batch": 4.5, "server_cpu_cores": 1.5,
+                              "client_cpu_cores": 0.3})
+    assert text.startswith("per execution at c16 (batch 4.50): Triton 9.000 ms = stub cancel_check 0.000")
+    assert "model 8.000" in text and "hop 0.700" in text and "client 0.30" in text
+
+
+def test_the_pinning_comparison_adds_one_parameter_to_an_exported_config():
+    from bench.pinning import with_parameter
+
+    text = 'name: "stanet"\nparameters [\n  { key: "onnx_file" value: { string_value: "model.onnx" } }\n]\n'
+    changed = with_parameter(text, "pin_instances", "off")
+    assert changed.count("key:") == 2 and '{ key: "pin_instances" value: { string_value: "off" } },' in changed
+    with pytest.raises(ValueError, match="no parameters section"):
+        with_parameter('name: "stanet"\n', "pin_instances", "off")

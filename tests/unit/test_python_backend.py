@@ -108,33 +108,71 @@ def test_backend_reports_a_failed_run_to_every_valid_request(python_model_dir):
     assert "out of memory" in results[0].error and "out of memory" in results[2].error
 
 
-def test_model_py_answers_each_request_in_order(python_model_dir, monkeypatch):
-    """The adapter's wiring (config parsing, one response per request, per-request error codes) against
-    tests/fake_pb_utils.py; the real Triton runs it in tests/server."""
-    pb_utils = fake_pb_utils()
-    version = python_model_dir / "1"
-    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", pb_utils)
-    monkeypatch.syspath_prepend(str(version))
+def _served_model(model_dir: Path):
+    """model.py of `model_dir` initialized as Triton's stub would, against tests/fake_pb_utils.py."""
+    version = model_dir / "1"
+    spec = importlib.util.spec_from_file_location("stanet_triton_model", version / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.TritonPythonModel()
+    config = json_format.MessageToDict(parse_config(model_dir / "config.pbtxt"), preserving_proto_field_name=True)
+    model.initialize({"model_config": json.dumps(config), "model_version": "1"})
+    return model
+
+
+@pytest.fixture()
+def served_model(python_model_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", fake_pb_utils())
+    monkeypatch.syspath_prepend(str(python_model_dir / "1"))
     try:
-        spec = importlib.util.spec_from_file_location("stanet_triton_model", version / "model.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        model = module.TritonPythonModel()
-        config = json_format.MessageToDict(parse_config(python_model_dir / "config.pbtxt"),
-                                           preserving_proto_field_name=True)
-        model.initialize({"model_config": json.dumps(config), "model_version": "1"})
-        clips = random_clips(3, TINY).clips
-        responses = model.execute([{INPUT_CLIP: Tensor(INPUT_CLIP, clips[:2])},
-                                   {INPUT_CLIP: Tensor(INPUT_CLIP, clips[:1, :, :16])},
-                                   {INPUT_CLIP: Tensor(INPUT_CLIP, clips[2:])}])
+        model = _served_model(python_model_dir)
+        yield model
+        model.finalize()
     finally:
         sys.modules.pop("stanet_backend", None)
+
+
+def test_model_py_answers_each_request_in_order(served_model):
+    """The adapter's wiring (config parsing, one response per request, per-request error codes) against
+    tests/fake_pb_utils.py; the real Triton runs it in tests/server."""
+    clips = random_clips(3, TINY).clips
+    responses = served_model.execute([{INPUT_CLIP: Tensor(INPUT_CLIP, clips[:2])},
+                                      {INPUT_CLIP: Tensor(INPUT_CLIP, clips[:1, :, :16])},
+                                      {INPUT_CLIP: Tensor(INPUT_CLIP, clips[2:])}])
     assert [r.error is None for r in responses] == [True, False, True]
     assert responses[1].error.code == TritonError.INVALID_ARG and "[1, 4, 16, 32, 3]" in str(responses[1].error)
     assert [t.name for t in responses[0].output_tensors] == [OUTPUT_PROBABILITIES, OUTPUT_SPATIAL_ATTENTION,
                                                               OUTPUT_TEMPORAL_ATTENTION]
     assert [len(t.array) for t in responses[0].output_tensors] == [2, 2, 2]
     assert [len(t.array) for t in responses[2].output_tensors] == [1, 1, 1]
+
+
+class _Request(dict):
+    """A request of the fake pb_utils that can be cancelled, counting how often it was asked."""
+
+    def __init__(self, clip, cancelled=False):
+        super().__init__({INPUT_CLIP: Tensor(INPUT_CLIP, clip)})
+        self.cancelled, self.asked = cancelled, 0
+
+    def is_cancelled(self):
+        self.asked += 1
+        return self.cancelled
+
+
+def test_cancellations_are_looked_up_only_while_a_call_is_expected_to_be_long(served_model):
+    clips = random_clips(2, TINY).clips
+    first = [_Request(clips[:1], cancelled=True), _Request(clips[1:])]
+    responses = served_model.execute(first)  # nothing measured yet: every request is looked up
+    assert all(r.asked >= 1 for r in first)
+    assert "cancelled" in str(responses[0].error) and responses[1].error is None
+    assert served_model.run.expected_s(2) < stanet_backend.CANCEL_CHECK_MIN_S  # the tiny model runs in ~1 ms
+    second = [_Request(clips[:1], cancelled=True), _Request(clips[1:])]
+    responses = served_model.execute(second)  # a call shorter than the watchdog's poll: no lookups
+    assert [r.asked for r in second] == [0, 0] and [r.error for r in responses] == [None, None]
+    served_model.run._per_clip_s = 1.0  # a model that takes a second per clip is looked up again
+    third = [_Request(clips[:1], cancelled=True), _Request(clips[1:])]
+    served_model.execute(third)
+    assert all(r.asked >= 1 for r in third)
 
 
 def test_backend_files_need_only_numpy_onnxruntime_and_openvino():
