@@ -66,13 +66,14 @@ class BackendSettings:
     output_dtypes: dict[str, np.dtype]
     intra_op_threads: int
     inter_op_threads: int
-    allow_spinning: bool = True  # see spinning_allowed (OpenVINO: whether its threads are pinned to cores)
+    allow_spinning: bool = True  # see spinning_allowed (OpenVINO: openvino_runtime.served_pinning)
     time_budget_s: float = 30.0
     runtime: str = "onnxruntime"  # one of RUNTIMES
     openvino_streams: int = 1
     openvino_performance_hint: str = DEFAULT_OPENVINO_HINT
     openvino_precision: str = "fp32"
     pin: str = "auto"  # one of PIN_MODES (see instance_cores)
+    instances: int = 1  # the model's instances, each its own stub process
 
 
 @dataclass
@@ -162,6 +163,7 @@ def settings_from_config(config: dict[str, Any], dtypes: dict[str, np.dtype]) ->
         openvino_performance_hint=hint,
         openvino_precision=precision,
         pin=pin,
+        instances=instances,
     )
 
 

@@ -17,8 +17,8 @@ from export.openvino_ir import bf16_support, cpu_flags
 from export.openvino_stage import choose_precision
 from export.signature import serving_signature
 from export.triton_config import ServingOptions, check_options, render_config
-from serving.python_backend.openvino_runtime import compile_properties
-from serving.python_backend.stanet_backend import settings_from_config
+from serving.python_backend.openvino_runtime import compile_properties, served_pinning
+from serving.python_backend.stanet_backend import available_cores, settings_from_config
 from stanet.timeline.windows import ClipSpan
 
 # /proc/cpuinfo flags of an AVX-512 CPU without bf16 (Skylake-SP / Cascade Lake)
@@ -94,6 +94,17 @@ def _backend_config(options: ServingOptions) -> dict:
 
 DTYPES = {"clip": np.uint8, "probabilities": np.float32, "spatial_attention": np.float32,
           "temporal_attention": np.float32}
+
+
+def test_openvino_pins_its_threads_only_for_a_lone_instance_that_fits_the_cores():
+    """Each stub process's OpenVINO pins from the first core of its mask: two pinned instances would share it."""
+    cores = available_cores()
+    two = settings_from_config(_backend_config(_options(instances=2, intra_op_threads=1)), DTYPES)
+    assert two.instances == 2 and not served_pinning(two)
+    alone = settings_from_config(_backend_config(_options(instances=1, intra_op_threads=cores)), DTYPES)
+    assert alone.instances == 1 and served_pinning(alone)
+    crowded = settings_from_config(_backend_config(_options(instances=1, intra_op_threads=cores + 1)), DTYPES)
+    assert not served_pinning(crowded)  # more threads than cores: nothing is pinned
 
 
 def test_the_python_backend_reads_its_openvino_parameters_once():
