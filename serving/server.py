@@ -335,6 +335,8 @@ class TritonServer:
                 self._log_path = None  # removed with the work directory
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
+        elif self._workdir is not None:  # a failed start: its log is named in the error, the backend copy is not
+            shutil.rmtree(self._workdir / "backends", ignore_errors=True)
         return code
 
     def __enter__(self) -> "TritonServer":

@@ -60,6 +60,10 @@ def test_a_model_that_fails_to_load_stops_startup_with_its_reason(served_reposit
         err = capsys.readouterr().err
         assert code == 1, (name, err)
         assert "while starting" in err and re.search(pattern, err), (name, err)
+        # The log the error names is kept, the copy of the backends is not (and the test removes the rest)
+        log = Path(re.search(r"\(log (\S+triton\.log)\)", err).group(1))
+        assert log.is_file() and not (log.parent / "backends").exists(), sorted(log.parent.iterdir())
+        shutil.rmtree(log.parent)
 
 
 def _crash_and_restart(served_repository, crash) -> str:
