@@ -55,7 +55,7 @@ class TritonPythonModel:
         self.settings = stanet_backend.settings_from_config(config, dtypes)
         runner = stanet_backend.create_runner(Path(__file__).parent, config, self.settings)
         index = stanet_backend.instance_index(config, args.get("model_instance_name", ""))
-        cores = stanet_backend.instance_cores(self.settings, stanet_backend.instance_count(config), index)
+        cores = stanet_backend.instance_cores(self.settings, index)
         self.run = stanet_backend.Watchdog(runner, self.settings.time_budget_s, cores)
         self.error_family, self.error_counters = _error_counters(args)
         self.phase_family, self.phase_counters = _counters(

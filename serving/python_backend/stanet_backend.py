@@ -187,7 +187,7 @@ def instance_index(config: dict[str, Any], instance_name: str) -> int:
     return int(index)
 
 
-def instance_cores(settings: BackendSettings, instances: int, index: int) -> tuple[int, ...]:
+def instance_cores(settings: BackendSettings, index: int) -> tuple[int, ...]:
     """The core this instance's model thread is pinned to, or () for none. Only one-thread onnxruntime
     instances whose count equals the cores the server may use (`pin: auto`): then the cores are the server's
     (a cpuset, a machine of its own), and a model thread that stays on its core is woken there at once, not
@@ -195,7 +195,7 @@ def instance_cores(settings: BackendSettings, instances: int, index: int) -> tup
     affinity mask than the instances need (a CPU quota on a big host) nothing is pinned."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if (settings.pin != "auto" or settings.runtime != "onnxruntime" or settings.intra_op_threads != 1
-            or instances != len(cores)):
+            or settings.instances != len(cores)):
         return ()
     return (cores[index % len(cores)],)
 

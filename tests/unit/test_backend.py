@@ -95,12 +95,13 @@ def test_instance_index_counts_the_instances_of_earlier_groups():
 
 def test_one_thread_instances_that_fill_the_cores_are_pinned_one_core_each():
     cores = sorted(os.sched_getaffinity(0))
-    one_thread = dataclasses.replace(SETTINGS, intra_op_threads=1)
-    assert [backend.instance_cores(one_thread, len(cores), k) for k in range(len(cores))] == [(c,) for c in cores]
-    assert backend.instance_cores(one_thread, len(cores) + 1, 0) == ()  # more instances than cores
-    assert backend.instance_cores(dataclasses.replace(one_thread, pin="off"), len(cores), 0) == ()
-    assert backend.instance_cores(dataclasses.replace(one_thread, runtime="openvino"), len(cores), 0) == ()
-    assert backend.instance_cores(dataclasses.replace(SETTINGS, intra_op_threads=2), len(cores), 0) == ()
+    one_thread = dataclasses.replace(SETTINGS, intra_op_threads=1, instances=len(cores))
+    assert [backend.instance_cores(one_thread, k) for k in range(len(cores))] == [(c,) for c in cores]
+    more = dataclasses.replace(one_thread, instances=len(cores) + 1)
+    assert backend.instance_cores(more, 0) == ()  # more instances than cores
+    assert backend.instance_cores(dataclasses.replace(one_thread, pin="off"), 0) == ()
+    assert backend.instance_cores(dataclasses.replace(one_thread, runtime="openvino"), 0) == ()
+    assert backend.instance_cores(dataclasses.replace(one_thread, intra_op_threads=2), 0) == ()
     before = os.sched_getaffinity(0)
     backend.pin_thread((max(before) + 4096,))  # a core this process may not use: left unpinned, no error
     assert os.sched_getaffinity(0) == before
