@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 from dataclasses import dataclass, field, fields
@@ -185,12 +186,14 @@ DEFAULT_PRESET = "synthetic"
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
+    """A new dict: `update` over `base`, recursively. Nested dicts are copied, never shared, so the `--set`
+    overrides written into the result cannot change a preset (PRESETS) for the rest of the process."""
+    merged = copy.deepcopy(base)
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _merge(merged[key], value)
         else:
-            merged[key] = value
+            merged[key] = copy.deepcopy(value)
     return merged
 
 
@@ -256,6 +259,9 @@ def resolve_run_config(preset: str | None = None, config_file: str | Path | None
         raise ValueError("train.loss.mask_complement needs a spatial mask that removes what it does not keep "
                          "(model.spatial_attention=true, model.mask_combine=multiply or mean_fill), got "
                          f"spatial_attention={model.spatial_attention}, mask_combine={model.mask_combine}")
+    if train.loss.open_classification > 0 and not model.spatial_attention:
+        raise ValueError("train.loss.open_classification needs a spatial mask to hold open "
+                         "(model.spatial_attention=true)")
     return RunConfig(model=dict(values["model"]), train=train)
 
 

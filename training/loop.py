@@ -101,6 +101,7 @@ def forward_loss(model: AttentionRecognizer, batch: dict[str, torch.Tensor], wei
     (train.background_moves_mask=false)."""
     labels = batch["label"].to(device)
     unwrapped(model).set_complement(weights.mask_complement > 0)
+    unwrapped(model).set_open_answer(weights.open_classification > 0)
     unwrapped(model).set_mask_gradient_samples(None if background_index is None else labels != background_index)
     with autocast_for(device, amp):
         if "features" in batch:  # a feature cache: the (frozen) trunk already ran
@@ -108,7 +109,7 @@ def forward_loss(model: AttentionRecognizer, batch: dict[str, torch.Tensor], wei
         else:
             out = model(normalize_clip(batch["clip"].to(device, non_blocking=True)))  # (B, T, 3, H, W)
     loss, terms = attention_loss(out.logits, labels, out.spatial_attention, out.temporal_attention_steps, weights,
-                                 out.complement_logits)
+                                 out.complement_logits, out.open_logits)
     correct = (out.logits.argmax(dim=1) == labels).sum()
     return loss, terms, correct
 

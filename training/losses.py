@@ -16,6 +16,11 @@ Each regularizer is a *mean*, so its weight means the same at any batch size, cl
   log T (0 = one frame, 1 = uniform). Without it nothing asks the weights to be peaked: when the mask alone
   already silences the frames outside the action, the classification loss is indifferent to w, and the
   weights stay uniform even where their ranking is right.
+- open classification (optional, not in the paper): cross-entropy of the answer from the whole frames, the
+  mask held open (no gradient to the mask net). It keeps the layers after the mask able to read the evidence
+  wherever it lies, which the complement term relies on: trained on masked frames alone they read only the
+  cells the mask keeps, and a mask beside the actor (whose cells see the actor too) and a head that reads it
+  agree with each other, while the actor's own cell, left in the removed part, goes unread by the complement.
 - mask complement (optional, not in the paper): mean over clips of -log(1 - p_y), p_y the true class's
   probability from what the mask removes ((1 - M) in place of M, the layers after the mask held fixed:
   AttentionRecognizer.complement_head). The other terms ask for a small mask, not for one on the evidence:
@@ -84,6 +89,7 @@ class LossWeights:
     mask_area: float = 0.0
     temporal_entropy: float = 0.0
     mask_complement: float = 0.0
+    open_classification: float = 0.0
 
 
 def attention_loss(
@@ -93,11 +99,15 @@ def attention_loss(
     temporal_attention_steps: torch.Tensor,
     weights: LossWeights,
     complement_logits: torch.Tensor | None = None,
+    open_logits: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss and its detached terms {ce, tv, contrast, unimodality, mask_area, temporal_entropy,
-    mask_complement}; `complement_logits` (B, K) is needed when weights.mask_complement > 0."""
+    mask_complement, open_classification}; `complement_logits` (B, K) is needed when weights.mask_complement > 0,
+    `open_logits` (B, K) when weights.open_classification > 0."""
     if weights.mask_complement > 0 and complement_logits is None:
         raise ValueError("mask_complement > 0 needs the model's complement_logits (AttentionRecognizer.set_complement)")
+    if weights.open_classification > 0 and open_logits is None:
+        raise ValueError("open_classification > 0 needs the model's open_logits (AttentionRecognizer.set_open_answer)")
     terms = {
         "ce": F.cross_entropy(logits.float(), labels),
         "tv": total_variation(spatial_attention.float()),
@@ -107,9 +117,12 @@ def attention_loss(
         "temporal_entropy": temporal_entropy(temporal_attention_steps.float()),
         "mask_complement": (complement_evidence(complement_logits, labels) if complement_logits is not None
                             else logits.new_zeros((), dtype=torch.float32)),
+        "open_classification": (F.cross_entropy(open_logits.float(), labels) if open_logits is not None
+                                else logits.new_zeros((), dtype=torch.float32)),
     }
     total = (terms["ce"] + weights.total_variation * terms["tv"] + weights.contrast * terms["contrast"]
              + weights.unimodality * terms["unimodality"] + weights.mask_area * terms["mask_area"]
              + weights.temporal_entropy * terms["temporal_entropy"]
-             + weights.mask_complement * terms["mask_complement"])
+             + weights.mask_complement * terms["mask_complement"]
+             + weights.open_classification * terms["open_classification"])
     return total, {name: value.detach() for name, value in terms.items()}

@@ -213,9 +213,42 @@ def pointing_hit(
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     row, col = np.unravel_index(int(np.argmax(mask)), mask.shape)
-    x = (col + 0.5) * width / mask.shape[1]
-    y = (row + 0.5) * height / mask.shape[0]
+    ys, xs = _cell_centres(mask.shape, (height, width))
+    x, y = xs[col], ys[row]
     return bool(x1 - tolerance <= x <= x2 + tolerance and y1 - tolerance <= y <= y2 + tolerance)
+
+
+def _cell_centres(mask_hw: tuple[int, int], frame_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Frame-pixel centres (ys (h,), xs (w,)) of a (h, w) mask's cells, as pointing_hit maps them."""
+    (h, w), (height, width) = mask_hw, frame_hw
+    return (np.arange(h) + 0.5) * height / h, (np.arange(w) + 0.5) * width / w
+
+
+def peak_offset(mask: np.ndarray, box: Sequence[float], frame_hw: tuple[int, int]) -> tuple[float, float]:
+    """(dx, dy) in frame pixels from the box's centre to the mask's maximum (the cell centre pointing_hit
+    uses). Averaged over frames it tells a mask that wanders (offsets of every direction) from one that sits
+    beside the actor (a steady offset: a cell next to the actor sees it too and serves the classifier as well)."""
+    mask = _finite_array(mask, "mask", "(h, w)", ndim=2)
+    x1, y1, x2, y2 = _check_box(box, "box")
+    ys, xs = _cell_centres(mask.shape, _check_frame_hw(frame_hw))
+    row, col = np.unravel_index(int(np.argmax(mask)), mask.shape)
+    return float(xs[col] - (x1 + x2) / 2), float(ys[row] - (y1 + y2) / 2)
+
+
+def mass_on_box(mask: np.ndarray, box: Sequence[float], frame_hw: tuple[int, int]) -> tuple[float, float] | None:
+    """(share of the min-max normalized mask's sum on the cells whose centre lies in the box, share of the
+    cells that do): a mask no better than uniform has the two equal, an inverted one (high on the background,
+    low on the actor) puts less than the cells' share on the box. None for a constant mask or a box that holds
+    no cell centre."""
+    mask = _finite_array(mask, "mask", "(h, w)", ndim=2)
+    x1, y1, x2, y2 = _check_box(box, "box")
+    ys, xs = _cell_centres(mask.shape, _check_frame_hw(frame_hw))
+    inside = (ys[:, None] >= y1) & (ys[:, None] <= y2) & (xs[None, :] >= x1) & (xs[None, :] <= x2)  # (h, w)
+    low, high = float(mask.min()), float(mask.max())
+    if high == low or not inside.any():
+        return None
+    normalized = (mask - low) / (high - low)
+    return float(normalized[inside].sum() / normalized.sum()), float(inside.mean())
 
 
 def spatial_localization(
@@ -238,13 +271,17 @@ def spatial_localization(
 
     Returns:
         {"iou_at": {str(alpha): fraction of frames with IoU >= alpha}, "mean_iou", "pointing_game",
-        "num_frames", "num_predicted"}; the fractions are None when no frame has a GT box.
+        "peak_offset": {"x", "y", "distance"} (means over frames, frame pixels: peak_offset),
+        "mass_on_box": {"mask", "cells"} (means over the frames mass_on_box scores), "num_frames",
+        "num_predicted"}; the fractions and means are None when no frame has a GT box.
     """
     if len(masks) != len(boxes):
         raise ValueError(f"masks and boxes must have one entry per clip, got {len(masks)} and {len(boxes)}")
     frame_hw = _check_frame_hw(frame_hw)
     ious: list[float] = []
     hits: list[bool] = []
+    offsets: list[tuple[float, float]] = []
+    on_box: list[tuple[float, float]] = []
     num_predicted = 0
     for i, (clip_masks, clip_boxes) in enumerate(zip(masks, boxes)):
         clip_masks = _finite_array(clip_masks, f"masks[{i}]", "(T, h, w)", ndim=3)
@@ -259,11 +296,18 @@ def spatial_localization(
             num_predicted += predicted is not None
             ious.append(box_iou(predicted, gt) if predicted is not None else 0.0)
             hits.append(pointing_hit(clip_masks[t], gt, frame_hw))
+            offsets.append(peak_offset(clip_masks[t], gt, frame_hw))
+            shares = mass_on_box(clip_masks[t], gt, frame_hw)
+            if shares is not None:
+                on_box.append(shares)
     iou_array = np.asarray(ious)
+    dx, dy = (np.asarray(v) for v in zip(*offsets)) if offsets else (np.zeros(0), np.zeros(0))
     return {
         "iou_at": {str(alpha): (float(np.mean(iou_array >= alpha)) if ious else None) for alpha in alphas},
         "mean_iou": _mean_or_none(ious),
         "pointing_game": _mean_or_none(hits),
+        "peak_offset": {"x": _mean_or_none(dx), "y": _mean_or_none(dy), "distance": _mean_or_none(np.hypot(dx, dy))},
+        "mass_on_box": {"mask": _mean_or_none([m for m, _ in on_box]), "cells": _mean_or_none([c for _, c in on_box])},
         "num_frames": len(ious),
         "num_predicted": num_predicted,
     }

@@ -60,6 +60,17 @@ def _iou(where: str, alpha: str) -> Callable[[RunResult], str]:
     return lambda r: pct(getattr(r, where).get("iou_at", {}).get(alpha))
 
 
+def _offset(offset: dict[str, float | None] | None) -> str:
+    """Mean peak offset from the box centre, "(dx, dy) |d|" in frame pixels (metrics written before it: n/a)."""
+    if not offset or offset.get("distance") is None:
+        return "n/a"
+    return f"({offset['x']:+.1f}, {offset['y']:+.1f}) {offset['distance']:.1f}"
+
+
+def _on_box(shares: dict[str, float | None] | None) -> str:
+    return "n/a" if not shares else f"{pct(shares.get('mask'))} ({pct(shares.get('cells'))})"
+
+
 NAME: Column = ("run", lambda r: r.name)
 TOP1: Column = ("top-1", lambda r: pct(r.metrics["classification"]["top1"]))
 POINTING: Column = ("pointing", lambda r: pct(r.model["pointing_game"]))
@@ -67,6 +78,8 @@ CAM_POINTING: Column = ("CAM pointing", lambda r: pct(r.cam.get("pointing_game")
 MASS_INSIDE: Column = ("mass inside (uniform)",
                        lambda r: f"{pct(r.temporal['mass_inside'])} ({pct(r.uniform['mass_inside'])})")
 FRAME_AP: Column = ("frame-AP (uniform)", lambda r: f"{pct(r.temporal['frame_ap'])} ({pct(r.uniform['frame_ap'])})")
+PEAK_OFFSET: Column = ("peak offset px", lambda r: _offset(r.model.get("peak_offset")))
+MASS_ON_BOX: Column = ("mask mass on box (cells)", lambda r: _on_box(r.model.get("mass_on_box")))
 EPOCHS: Column = ("epochs", lambda r: str(len(r.history)))
 TRAIN_MINUTES: Column = ("train min", lambda r: f"{r.history[-1]['elapsed_s'] / 60:.1f}" if r.history else "n/a")
 
@@ -74,11 +87,12 @@ ABLATION_COLUMNS: tuple[Column, ...] = (
     NAME, TOP1, POINTING, ("IoU>=0.3", _iou("model", "0.3")), ("IoU>=0.05", _iou("model", "0.05")), CAM_POINTING,
     ("CAM IoU>=0.3", _iou("cam", "0.3")), MASS_INSIDE, FRAME_AP, EPOCHS, TRAIN_MINUTES,
 )
-# The generalization suite's: every IoU threshold of the mask, the CAM baseline's pointing beside the mask's.
+# The generalization suite's: every IoU threshold of the mask, the CAM baseline's pointing beside the mask's, and
+# where the mask's peak and mass lie against the actor's box (a mask that wanders, sits beside or inverts).
 GENERALIZATION_COLUMNS: tuple[Column, ...] = (
     ("member", lambda r: r.name), TOP1, ("mask pointing", POINTING[1]), CAM_POINTING,
     *((f"IoU@{alpha}", _iou("model", alpha)) for alpha in ("0.05", "0.1", "0.2", "0.3")),
-    MASS_INSIDE, FRAME_AP, EPOCHS, TRAIN_MINUTES,
+    PEAK_OFFSET, MASS_ON_BOX, MASS_INSIDE, FRAME_AP, EPOCHS, TRAIN_MINUTES,
 )
 
 

@@ -23,14 +23,23 @@ class RecognizerOutput:
     temporal_attention_steps: torch.Tensor  # (B, S, T): S = T (recurrent, none) or 1 (convlstm_first)
     # (B, K) from what the mask removes, when asked for (set_complement; training only), else None
     complement_logits: torch.Tensor | None = None
+    # (B, K) from the whole frames, the mask held open, when asked for (set_open_answer; training only), else None
+    open_logits: torch.Tensor | None = None
+
+
+def call_keeping_statistics(module: nn.Module, *args: torch.Tensor, detach_parameters: bool = False):
+    """`module(*args)` with its buffers copied, so BatchNorm's running statistics are not updated by this call
+    (they stay those of the masked frames the served model sees); `detach_parameters`: the gradient reaches the
+    inputs alone."""
+    state = {name: p.detach() if detach_parameters else p for name, p in module.named_parameters()}
+    state.update({name: b.clone() for name, b in module.named_buffers()})
+    return torch.func.functional_call(module, state, args)
 
 
 def frozen_call(module: nn.Module, *args: torch.Tensor):
     """`module(*args)` with its parameters detached and its buffers copied: the gradient reaches the inputs
     alone, and BatchNorm's running statistics are not updated by this call."""
-    state = {name: p.detach() for name, p in module.named_parameters()}
-    state.update({name: b.clone() for name, b in module.named_buffers()})
-    return torch.func.functional_call(module, state, args)
+    return call_keeping_statistics(module, *args, detach_parameters=True)
 
 
 class AttentionRecognizer(nn.Module):
@@ -78,6 +87,7 @@ class AttentionRecognizer(nn.Module):
         if config.freeze_backbone:
             self.backbone.requires_grad_(False)
         self.complement = False
+        self.open_answer = False
         self.open_mask_weight = 0.0  # training only: set_open_mask
         self.mask_gradient_samples: torch.Tensor | None = None  # training only: set_mask_gradient_samples
 
@@ -103,6 +113,13 @@ class AttentionRecognizer(nn.Module):
                              f"model.mask_combine=multiply or mean_fill), got spatial_attention="
                              f"{self.config.spatial_attention}, mask_combine={self.config.mask_combine}")
         self.complement = enabled
+
+    def set_open_answer(self, enabled: bool) -> None:
+        """Whether forward also returns `open_logits`, the answer from the whole frames (the mask held open, no
+        gradient to the mask net; training only: `train.loss.open_classification`, training/losses.py)."""
+        if enabled and self.spatial is None:
+            raise ValueError("open_classification needs a spatial mask to hold open (model.spatial_attention=true)")
+        self.open_answer = enabled
 
     def set_early_pool(self, early: str, weight: float) -> None:
         """Blend the temporal attention's and the head's cell pooling with `early` at `weight` (training only:
@@ -138,26 +155,35 @@ class AttentionRecognizer(nn.Module):
             x = self.channel_dropout(features.permute(0, 2, 1, 3, 4).reshape(B, C, T, h * w))
             features = x.reshape(B, C, T, h, w).permute(0, 2, 1, 3, 4)  # (B, T, C, h, w)
         frames = features.reshape(B * T, C, h, w)  # (B*T, C, h, w)
-        complement_logits = None
+        complement_logits = open_logits = None
         if self.spatial is not None:
             mask = self.spatial(features).reshape(B * T, 1, h, w)  # (B*T, 1, h, w)
             if self.complement:
                 complement_logits = self.complement_head(frames.detach(), mask, B, T)
+            if self.open_answer:  # whole frames: the mask held open (M = 1), its net out of this graph
+                open_frames = apply_mask(frames, torch.ones_like(mask), self.config.mask_combine)
+                open_logits, _ = self.answer(open_frames, B, T, call=call_keeping_statistics)
             frames = apply_mask(frames, self._mask_used(mask), self.config.mask_combine)
         else:
             mask = frames.new_ones(B * T, 1, h, w)
-        if self.projection is not None:
-            frames = self.projection(frames)  # (B*T, P, h, w)
-        masked = frames.reshape(B, T, frames.shape[1], h, w)  # (B, T, C', h, w)
-        pooled, steps = self.temporal(masked)  # (B, Ch), (B, S, T)
-        logits = self.classifier(self.head_dropout(pooled))  # (B, K)
+        logits, steps = self.answer(frames, B, T)  # (B, K), (B, S, T)
         return RecognizerOutput(
             logits=logits,
             spatial_attention=mask.reshape(B, T, h, w),
             temporal_attention=steps.mean(dim=1),
             temporal_attention_steps=steps,
             complement_logits=complement_logits,
+            open_logits=open_logits,
         )
+
+    def answer(self, frames: torch.Tensor, B: int, T: int, call=nn.Module.__call__) -> tuple[torch.Tensor, torch.Tensor]:
+        """The layers after the mask: masked frames (B*T, C, h, w) -> logits (B, K), temporal weights (B, S, T);
+        `call(module, *inputs)` runs each of them (call_keeping_statistics: a pass that leaves BatchNorm's
+        running statistics alone)."""
+        if self.projection is not None:
+            frames = call(self.projection, frames)  # (B*T, P, h, w)
+        pooled, steps = call(self.temporal, frames.reshape(B, T, *frames.shape[1:]))  # (B, Ch), (B, S, T)
+        return call(self.classifier, self.head_dropout(pooled)), steps  # (B, K), (B, S, T)
 
     def _mask_used(self, mask: torch.Tensor) -> torch.Tensor:
         """The mask the features meet: M, detached for the clips set_mask_gradient_samples leaves out, held open

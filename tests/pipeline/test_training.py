@@ -204,6 +204,23 @@ def test_a_motion_trunk_with_max_cell_pooling_trains_and_lowers_the_loss(tiny_da
     assert (config.trunk_input, config.cell_pool, config.mask_input) == ("motion", "max", "motion")
 
 
+def test_the_spatial_softmax_recipe_at_tiny_size_trains_and_lowers_the_loss(tiny_dataset, tmp_path):
+    """The generalization suite's combination (docs/benchmark.md, "A mask with a peak"): motion trunk,
+    spatial-softmax mask, max pooling and an open mask until validation shows learning, then the regularizers
+    with the complement term, shrunk to the tiny model."""
+    run = tmp_path / "run"
+    options = ["model.trunk_input=motion", "model.mask_activation=spatial_softmax", "train.early_cell_pool=max",
+               "train.early_open_mask=true", "train.regularizer_start=learning", "train.learning_threshold=0.05",
+               "train.regularizer_warmup_epochs=1", "train.loss.mask_complement=0.5", "train.loss.mask_area=0.3"]
+    assert run_train(tiny_dataset, run, *tiny_overrides(4, *options)) == 0
+    records = history(run)
+    losses = [h["train"]["ce"] for h in records]
+    assert losses[-1] < losses[0] - 0.02, losses
+    assert any(h["train"]["mask_complement"] > 0 for h in records)  # the regularizers started
+    config = load_checkpoint(run / "best.pt").model_config
+    assert (config.trunk_input, config.mask_activation, config.cell_pool) == ("motion", "spatial_softmax", "average")
+
+
 @pytest.mark.parametrize("schedule", [
     ["train.lr_schedule=cosine", "train.lr_warmup_epochs=1", "train.regularizer_start=learning",
      "train.learning_threshold=0.05", "train.loss.mask_area=0.1"],
@@ -211,7 +228,9 @@ def test_a_motion_trunk_with_max_cell_pooling_trains_and_lowers_the_loss(tiny_da
     ["train.early_cell_pool=max", "train.regularizer_start_epoch=1", "train.regularizer_warmup_epochs=1",
      "train.loss.mask_area=0.1"],
     ["train.loss.mask_complement=0.5", "train.loss.mask_area=0.1", "train.regularizer_start_epoch=1"],
-], ids=["cosine+learning-start", "plateau-after-learning", "early-max-pooling", "mask-complement"])
+    ["train.loss.open_classification=0.5", "train.loss.mask_complement=0.5", "train.regularizer_start_epoch=1"],
+], ids=["cosine+learning-start", "plateau-after-learning", "early-max-pooling", "mask-complement",
+        "open-classification"])
 def test_schedules_train_and_lower_the_loss(tiny_dataset, tmp_path, schedule):
     run = tmp_path / "run"
     assert run_train(tiny_dataset, run, *tiny_overrides(4, *schedule)) == 0
@@ -225,6 +244,7 @@ def test_schedules_train_and_lower_the_loss(tiny_dataset, tmp_path, schedule):
         assert load_checkpoint(run / "best.pt").model_config.cell_pool == "average"
         best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
         assert len(best["history"]) >= 2  # epoch 1, pooled by max alone, cannot be best.pt
-    if "train.loss.mask_complement=0.5" in schedule:  # computed once the regularizers start, not before
-        complement = [h["train"]["mask_complement"] for h in records]
-        assert complement[0] == 0.0 and all(c > 0 for c in complement[1:]), complement
+    for term in ("mask_complement", "open_classification"):  # computed once the regularizers start, not before
+        if f"train.loss.{term}=0.5" in schedule:
+            values = [h["train"][term] for h in records]
+            assert values[0] == 0.0 and all(v > 0 for v in values[1:]), (term, values)

@@ -23,7 +23,9 @@ def _metrics(top1=0.95, pointing=0.9, cam=0.5, iou=(0.99, 0.9, 0.7, 0.5), mass=0
              uniform_ap=0.45) -> dict:
     return {
         "classification": {"top1": top1},
-        "spatial": {"model": {"pointing_game": pointing, "iou_at": dict(zip(("0.05", "0.1", "0.2", "0.3"), iou))},
+        "spatial": {"model": {"pointing_game": pointing, "iou_at": dict(zip(("0.05", "0.1", "0.2", "0.3"), iou)),
+                              "peak_offset": {"x": 1.25, "y": -0.5, "distance": 2.0},
+                              "mass_on_box": {"mask": 0.6, "cells": 0.05}},
                     "cam_baseline": {"pointing_game": cam, "iou_at": {"0.05": 0.6, "0.1": 0.4, "0.2": 0.2,
                                                                       "0.3": 0.1}}},
         "temporal": {"model": {"mass_inside": mass, "frame_ap": ap},
@@ -116,10 +118,11 @@ def test_suite_table_one_recipe_and_side_by_side(tmp_path: Path) -> None:
     table, missing = suite_table([tmp_path / "plain"], [a, b])
     lines = table.splitlines()
     assert lines[0] == ("| member | top-1 | mask pointing | CAM pointing | IoU@0.05 | IoU@0.1 | IoU@0.2 | IoU@0.3 "
-                        "| mass inside (uniform) | frame-AP (uniform) | epochs | train min | pass/fail |")
-    assert lines[1] == "|---" * 13 + "|"
-    assert lines[2] == (f"| {a} | 95.0 | 90.0 | 50.0 | 99.0 | 90.0 | 70.0 | 50.0 | 80.0 (45.0) | 90.0 (45.0) | 24 "
-                        f"| 6.1 | pass |")
+                        "| peak offset px | mask mass on box (cells) | mass inside (uniform) | frame-AP (uniform) | epochs "
+                        "| train min | pass/fail |")
+    assert lines[1] == "|---" * 15 + "|"
+    assert lines[2] == (f"| {a} | 95.0 | 90.0 | 50.0 | 99.0 | 90.0 | 70.0 | 50.0 | (+1.2, -0.5) 2.0 | 60.0 (5.0) "
+                        f"| 80.0 (45.0) | 90.0 (45.0) | 24 | 6.1 | pass |")
     assert lines[3].endswith("| pass |") and missing == []
     table, missing = suite_table([tmp_path / "plain", tmp_path / "other"], [a, b])
     rows = table.splitlines()[2:]

@@ -63,7 +63,8 @@ def test_weights_switch_terms_and_gradients_flow():
     full, _ = attention_loss(logits, labels, mask, steps, LossWeights(1.0, 1.0, 1.0, 1.0, 1.0))
     full.backward()
     assert mask.grad is not None and mask.grad.abs().sum() > 0
-    assert set(terms) == {"ce", "tv", "contrast", "unimodality", "mask_area", "temporal_entropy", "mask_complement"}
+    assert set(terms) == {"ce", "tv", "contrast", "unimodality", "mask_area", "temporal_entropy", "mask_complement",
+                          "open_classification"}
 
 
 def test_complement_evidence_is_minus_log_one_minus_the_true_class_probability_and_stays_finite():
@@ -78,3 +79,16 @@ def test_complement_evidence_is_minus_log_one_minus_the_true_class_probability_a
     with pytest.raises(ValueError, match="needs the model's complement_logits"):
         attention_loss(logits, labels, torch.rand(3, 2, 4, 4), torch.full((3, 2, 2), 0.5),
                        LossWeights(mask_complement=0.5))
+
+
+def test_open_classification_is_the_cross_entropy_of_the_open_answer_and_needs_it():
+    torch.manual_seed(0)
+    logits, open_logits = torch.randn(3, 4), torch.randn(3, 4)
+    mask, steps, labels = torch.rand(3, 5, 6, 6), torch.softmax(torch.randn(3, 5, 5), dim=-1), torch.tensor([0, 1, 2])
+    total, terms = attention_loss(logits, labels, mask, steps, LossWeights(open_classification=0.5),
+                                  open_logits=open_logits)
+    expected = torch.nn.functional.cross_entropy(open_logits, labels)
+    assert terms["open_classification"].item() == pytest.approx(expected.item())
+    assert total.item() == pytest.approx(terms["ce"].item() + 0.5 * expected.item())
+    with pytest.raises(ValueError, match="open_classification > 0 needs the model's open_logits"):
+        attention_loss(logits, labels, mask, steps, LossWeights(open_classification=0.5))

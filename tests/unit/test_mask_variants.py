@@ -255,3 +255,43 @@ def test_a_complement_without_a_removing_mask_is_refused_with_what_it_needs():
             build_model(config).set_complement(True)
     with pytest.raises(ValueError, match="train.loss.mask_complement needs a spatial mask"):
         resolve_run_config("synthetic", overrides=["train.loss.mask_complement=1", "model.mask_combine=residual"])
+
+
+def test_the_open_answer_reads_whole_frames_trains_the_head_and_leaves_the_mask_and_statistics_alone():
+    """`set_open_answer` (train.loss.open_classification): the answer with the mask held open, so the layers
+    after the mask also learn to read evidence the mask leaves out; no gradient to the mask net, and BatchNorm's
+    running statistics stay those of the masked pass."""
+    torch.manual_seed(0)
+    model = build_model(tiny(mask_activation="spatial_softmax", projection_channels=6)).train()
+    clips = torch.randn(2, 5, 3, 32, 32)  # (B, T, 3, H, W), normalized
+    assert model(clips).open_logits is None  # off unless asked for: a served model never computes it
+    statistics = {n: b.clone() for n, b in model.named_buffers() if "running" in n}
+    model.set_open_answer(True)
+    out = model(clips)
+    assert out.open_logits.shape == out.logits.shape == (2, 4)
+    masked_only = {n: b.clone() for n, b in model.named_buffers() if "running" in n}
+    for n, b in model.named_buffers():
+        if "running" in n:
+            b.copy_(statistics[n])
+    model.set_open_answer(False)
+    model(clips)
+    for n, b in model.named_buffers():
+        if "running" in n:
+            torch.testing.assert_close(b, masked_only[n], msg=n)
+    model.set_open_answer(True)
+    model.zero_grad(set_to_none=True)
+    model(clips).open_logits.logsumexp(dim=-1).sum().backward()
+    reached = {n.split(".")[0] for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert reached == {"backbone", "projection", "temporal", "classifier"}, reached
+    model.eval()  # the open answer is the model's answer with the mask forced open
+    last = model.spatial.net[-1]
+    torch.nn.init.zeros_(last.weight)  # equal scores: the spatial softmax is 1 everywhere
+    out = model(clips)
+    torch.testing.assert_close(out.open_logits, out.logits)
+
+
+def test_an_open_answer_without_a_mask_is_refused_with_what_it_needs():
+    with pytest.raises(ValueError, match="open_classification needs a spatial mask"):
+        build_model(tiny(spatial_attention=False)).set_open_answer(True)
+    with pytest.raises(ValueError, match="train.loss.open_classification needs a spatial mask"):
+        resolve_run_config("synthetic", overrides=["train.loss.open_classification=1", "model.spatial_attention=false"])

@@ -12,6 +12,8 @@ from training.metrics import (
     classification_metrics,
     frame_average_precision,
     mask_to_box,
+    mass_on_box,
+    peak_offset,
     pointing_hit,
     spatial_localization,
     temporal_localization,
@@ -177,6 +179,31 @@ def test_spatial_localization_hand_computed():
     assert result["pointing_game"] == pytest.approx(2 / 3)
     assert result["num_frames"] == 3
     assert result["num_predicted"] == 2
+
+
+def test_peak_offset_and_mass_on_box_by_hand():
+    # 4x4 mask over an 8x8 frame: cell centres at 1, 3, 5, 7 px. The peak is cell (row 0, col 2), centre (5, 1).
+    mask = np.zeros((4, 4))
+    mask[0, 2], mask[1, 1] = 1.0, 0.5
+    box = (2.0, 2.0, 4.0, 4.0)  # centre (3, 3); holds the one cell centre (3, 3): cell (1, 1)
+    assert peak_offset(mask, box, (8, 8)) == pytest.approx((2.0, -2.0))
+    mass, cells = mass_on_box(mask, box, (8, 8))
+    assert mass == pytest.approx(0.5 / 1.5) and cells == pytest.approx(1 / 16)
+    inverted = 1.0 - (np.arange(16).reshape(4, 4) == 5)  # everything but the box's cell
+    assert mass_on_box(inverted, box, (8, 8)) == pytest.approx((0.0, 1 / 16))  # below the cells' share
+    assert mass_on_box(np.ones((4, 4)), box, (8, 8)) is None  # constant: no ranking
+    assert mass_on_box(mask, (0.0, 0.0, 0.5, 0.5), (8, 8)) is None  # no cell centre inside
+
+
+def test_spatial_localization_reports_the_mean_offset_and_mass_on_box():
+    mask = np.zeros((2, 4, 4))
+    mask[0, 0, 2] = 1.0  # offset (+2, -2) from the box centre (3, 3)
+    mask[1, 2, 0] = 1.0  # cell (2, 0), centre (1, 5): offset (-2, +2); none of its mass on the box
+    box = (2.0, 2.0, 4.0, 4.0)
+    result = spatial_localization([mask], [[box, box]], (8, 8))
+    assert result["peak_offset"]["x"] == pytest.approx(0.0) and result["peak_offset"]["y"] == pytest.approx(0.0)
+    assert result["peak_offset"]["distance"] == pytest.approx(np.hypot(2, 2))
+    assert result["mass_on_box"] == pytest.approx({"mask": 0.0, "cells": 1 / 16})
 
 
 def test_spatial_localization_without_annotations():

@@ -3,6 +3,7 @@ on top of it (or of --preset, or of a resumed run's own), and the refusals."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -70,3 +71,13 @@ def test_unknown_preset_and_bad_override_are_named():
         train_config("--set", "lr=1")
     with pytest.raises(ValueError, match=r"unknown train field\(s\) \['lrate'\]"):
         train_config("--set", "train.lrate=1")
+
+
+def test_overrides_of_a_nested_section_leave_the_preset_unchanged():
+    """`--set train.loss.X` writes into the resolved config's loss section; the preset's own must not change
+    (it did when the section was shared: a later run in the same process trained with the earlier run's
+    override)."""
+    before, preset = resolve_run_config("synthetic"), copy.deepcopy(PRESETS["synthetic"])
+    assert resolve_run_config("synthetic", overrides=["train.loss.mask_complement=1"]).train.loss.mask_complement == 1
+    assert PRESETS["synthetic"] == preset
+    assert resolve_run_config("synthetic") == before
