@@ -15,6 +15,7 @@ MASK_ACTIVATIONS = ("sigmoid", "spatial_softmax")
 MASK_COMBINES = ("multiply", "mean_fill", "residual")
 CELL_POOLS = ("average", "max", "max_average")
 TRUNK_INPUTS = ("frame", "motion", "difference")
+MASK_PRIORS = ("none", "motion")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class ModelConfig:
         mask_input: "frame" (the paper: the mask from each frame's features alone) or "motion" (the frame's
             features and their differences to the neighbouring frames: what tells look-alikes apart).
         mask_activation: "sigmoid" (the paper) or "spatial_softmax" (exp(z - max z) over each frame's cells).
+        mask_prior: "none" (the paper) or "motion" (the mask's scores plus the log of how much moves in each cell,
+            from the trunk input's motion channels: a cell where nothing moves cannot be the peak, so the mask
+            cannot settle on a cell beside the actor; needs trunk_input=motion|difference).
         mask_combine: how M meets the features: "multiply" (the paper, X~ = M X), "mean_fill"
             (X~ = mu + M (X - mu), mu the frame's mean feature: a removed region carries no evidence) or
             "residual" (X~ = (1 + M) X).
@@ -68,6 +72,7 @@ class ModelConfig:
     spatial_attention: bool = True
     mask_input: str = "frame"
     mask_activation: str = "sigmoid"
+    mask_prior: str = "none"
     mask_combine: str = "multiply"
     temporal_attention: str = "recurrent"
     cell_pool: str = "average"
@@ -89,7 +94,7 @@ class ModelConfig:
             problems.append(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
         for name, allowed in (("mask_input", MASK_INPUTS), ("mask_activation", MASK_ACTIVATIONS),
                               ("mask_combine", MASK_COMBINES), ("cell_pool", CELL_POOLS),
-                              ("trunk_input", TRUNK_INPUTS)):
+                              ("trunk_input", TRUNK_INPUTS), ("mask_prior", MASK_PRIORS)):
             if getattr(self, name) not in allowed:
                 problems.append(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.temporal_attention not in TEMPORAL_MODES:
@@ -102,6 +107,10 @@ class ModelConfig:
         elif self.trunk_input != "frame" and min(self.height, self.width) <= 2 * self.motion_radius:
             problems.append(f"motion_radius {self.motion_radius} needs frames larger than "
                             f"{2 * self.motion_radius} pixels, got {self.height}x{self.width}")
+        if self.mask_prior == "motion" and (self.trunk_input == "frame" or not self.spatial_attention):
+            problems.append(f"mask_prior=motion needs a spatial mask and a trunk input with motion channels "
+                            f"(trunk_input=motion or difference), got spatial_attention={self.spatial_attention}, "
+                            f"trunk_input={self.trunk_input!r}")
         if self.projection_channels < 0:
             problems.append(f"projection_channels must be >= 0, got {self.projection_channels}")
         for name in ("channel_dropout", "head_dropout"):

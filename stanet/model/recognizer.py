@@ -42,6 +42,16 @@ def frozen_call(module: nn.Module, *args: torch.Tensor):
     return call_keeping_statistics(module, *args, detach_parameters=True)
 
 
+def cell_means(maps: torch.Tensor, cells: tuple[int, int]) -> torch.Tensor:
+    """(N, 1, H, W) -> (N, 1, h, w): the mean over each cell of an h x w grid, by a pooling whose sizes are
+    constants of the graph (the frame and map sizes are fixed by the config), which ONNX exports; a frame size
+    the grid does not divide is resampled (bilinear) onto it."""
+    (H, W), (h, w) = maps.shape[-2:], cells
+    if H % h == 0 and W % w == 0:
+        return F.avg_pool2d(maps, (int(H) // h, int(W) // w))
+    return F.interpolate(maps, size=cells, mode="bilinear", align_corners=False)
+
+
 class AttentionRecognizer(nn.Module):
     """Interpretable spatio-temporal attention recognizer.
 
@@ -139,16 +149,30 @@ class AttentionRecognizer(nn.Module):
             raise ValueError(f"clip must be (B, {', '.join(map(str, expected))}) = (B, T, 3, H, W) for this "
                              f"model, got shape {tuple(clip.shape)}")
 
+    @property
+    def feature_channels(self) -> int:
+        """Channels of forward_features' maps: the trunk's, and one more (how much moves in each cell) with
+        mask_prior=motion."""
+        return self.backbone.out_channels + (self.config.mask_prior == "motion")
+
     def forward_features(self, clip: torch.Tensor) -> torch.Tensor:
-        """(B, T, 3, H, W) -> per-frame trunk features (B, T, C, h, w), before any attention."""
+        """(B, T, 3, H, W) -> per-frame trunk features (B, T, C, h, w), before any attention (C =
+        feature_channels: with mask_prior=motion the last channel is how much moves in each cell)."""
         if self.motion is not None:
             clip = self.motion(clip)  # (B, T, 6, H, W): the frame, what moves in it
         B, T, channels, H, W = clip.shape
         features = self.backbone(clip.reshape(B * T, channels, H, W))  # (B*T, C, h, w)
+        if self.config.mask_prior == "motion":
+            moving = clip[:, :, channels // 2:].abs().mean(dim=2).reshape(B * T, 1, H, W)  # (B*T, 1, H, W)
+            energy = cell_means(moving, (int(features.shape[-2]), int(features.shape[-1])))  # (B*T, 1, h, w)
+            features = torch.cat([features, energy], dim=1)  # (B*T, C + 1, h, w)
         return features.reshape(B, T, *features.shape[1:])  # (B, T, C, h, w)
 
     def forward_head(self, features: torch.Tensor) -> RecognizerOutput:
-        """Trunk features (B, T, C, h, w) -> logits and attention."""
+        """Trunk features (B, T, C, h, w) (forward_features) -> logits and attention."""
+        prior = None
+        if self.config.mask_prior == "motion":
+            features, prior = features[:, :, :-1], features[:, :, -1]  # (B, T, C, h, w), (B, T, h, w)
         B, T, C, h, w = features.shape
         if self.training and self.channel_dropout.p > 0:
             # Drop whole channels for all frames of a clip: Dropout2d over (B, C, T, h*w).
@@ -157,7 +181,7 @@ class AttentionRecognizer(nn.Module):
         frames = features.reshape(B * T, C, h, w)  # (B*T, C, h, w)
         complement_logits = open_logits = None
         if self.spatial is not None:
-            mask = self.spatial(features).reshape(B * T, 1, h, w)  # (B*T, 1, h, w)
+            mask = self.spatial(features, prior).reshape(B * T, 1, h, w)  # (B*T, 1, h, w)
             if self.complement:
                 complement_logits = self.complement_head(frames.detach(), mask, B, T)
             if self.open_answer:  # whole frames: the mask held open (M = 1), its net out of this graph

@@ -6,6 +6,11 @@ import torch
 from torch import nn
 
 
+# Added to the motion prior before its log: a cell where nothing moves scores log(1e-2) = -4.6 below one that
+# moves by a normalized unit (about 60 grey levels), so it can still win where the learned score insists.
+PRIOR_FLOOR = 1e-2
+
+
 class SpatialAttention(nn.Module):
     """Three 3x3 convs C' -> C/2 -> C/4 -> 1 (BN + ReLU between), then an activation: one mask per frame,
     shared over channels (docs/paper.md, "Spatial attention").
@@ -37,8 +42,10 @@ class SpatialAttention(nn.Module):
         # (A spatial softmax starts open at any bias: equal scores give 1 everywhere.)
         nn.init.constant_(self.net[-1].bias, 2.0)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, T, C, h, w) frame features -> (B, T, h, w) mask in [0, 1]."""
+    def forward(self, features: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, C, h, w) frame features -> (B, T, h, w) mask in [0, 1]. `prior` (B, T, h, w) >= 0 (how much
+        moves in each cell, model.mask_prior=motion) adds log(prior + PRIOR_FLOOR) to the scores: the mask is
+        the learned scores reweighting where things move."""
         B, T, C, h, w = features.shape
         x = features
         if self.motion:
@@ -46,6 +53,8 @@ class SpatialAttention(nn.Module):
             following = torch.cat([features[:, 1:], features[:, -1:]], dim=1)  # frame t+1
             x = torch.cat([features, features - previous, following - features], dim=2)  # (B, T, 3C, h, w)
         scores = self.net(x.reshape(B * T, x.shape[2], h, w)).reshape(B, T, h, w)  # (B, T, h, w)
+        if prior is not None:
+            scores = scores + torch.log(prior + PRIOR_FLOOR)
         if self.activation == "spatial_softmax":
             peak = scores.flatten(2).amax(dim=2)[..., None, None]  # (B, T, 1, 1)
             return torch.exp(scores - peak)

@@ -140,3 +140,39 @@ def test_imagenet_weights_fill_the_colour_channels_of_a_motion_resnet_and_the_mo
     stem = model.backbone.stem[0].weight
     torch.testing.assert_close(stem[:, :3], torch.load(path)["conv1.weight"])
     assert stem[:, 3:].abs().sum() == 0
+
+
+def test_the_motion_prior_puts_an_undecided_mask_on_what_moves_and_exports():
+    """model.mask_prior=motion: the mask's scores plus log(how much moves in each cell). With the learned scores
+    equal everywhere the spatial-softmax mask is the motion energy itself: its peak is on the moving square's cell
+    in every frame, never on a still neighbour. The prior rides in the features as one more channel, so a
+    feature cache carries it, and the exported graph serves the same tensors."""
+    torch.manual_seed(0)
+    config = tiny_model_config(num_classes=4, clip_length=6, channel_dropout=0.0, trunk_input="motion",
+                               mask_activation="spatial_softmax", mask_prior="motion")
+    model = build_model(config).eval()
+    torch.nn.init.zeros_(model.spatial.net[-1].weight)
+    torch.nn.init.zeros_(model.spatial.net[-1].bias)
+    clip = torch.zeros(1, 6, 3, 32, 32)
+    for t in range(6):  # a 4x4 square on the cell grid (4-px cells), one cell right per frame
+        clip[0, t, :, 12:16, 4 * t:4 * t + 4] = 2.0
+    features = model.forward_features(clip)
+    assert features.shape[2] == model.feature_channels == model.backbone.out_channels + 1
+    mask = model(clip).spatial_attention[0]  # (T, 8, 8)
+    peaks = [divmod(int(m.argmax()), 8) for m in mask]
+    assert peaks == [(3, t) for t in range(6)], peaks
+    torch.testing.assert_close(model.forward_head(features).logits, model(clip).logits)
+    model.train()
+    out = model(torch.randn(2, 6, 3, 32, 32))
+    F.cross_entropy(out.logits, torch.tensor([1, 3])).backward()
+    assert model.spatial.net[-1].weight.grad.abs().sum() > 0  # the learned scores still learn
+    model.eval()
+    graph = export_onnx(model)
+    assert graph.signature == export_onnx(build_model(tiny_model_config(num_classes=4, clip_length=6)).eval()).signature
+    report = check_parity(model, graph.onnx_bytes, random_clips(4, config).clips, batch_sizes=(1, 4))
+    assert report.passed, report.failures
+
+
+def test_a_motion_prior_without_motion_channels_is_refused():
+    with pytest.raises(ValueError, match="mask_prior=motion needs a spatial mask and a trunk input with motion"):
+        tiny_model_config(mask_prior="motion")

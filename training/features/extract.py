@@ -148,7 +148,7 @@ def extract_shard(model: AttentionRecognizer, records: list[ClipRecord], root: P
 
 def _feature_shape(model: AttentionRecognizer) -> tuple[int, int, int, int]:
     h, w = model.feature_map_size()
-    return (model.config.clip_length, model.backbone.out_channels, h, w)
+    return (model.config.clip_length, model.feature_channels, h, w)
 
 
 def _start_or_resume(cache_dir: Path, header: CacheHeader, total_shards: int,
