@@ -43,6 +43,9 @@ class ModelConfig:
         mask_prior: "none" (the paper) or "motion" (the mask's scores plus the log of how much moves in each cell,
             from the trunk input's motion channels: a cell where nothing moves cannot be the peak, so the mask
             cannot settle on a cell beside the actor; needs trunk_input=motion|difference).
+        mask_prior_weight: the prior's log times this (> 0): below 1 a cell the actor only partly covers falls
+            less far below the one it fills, so the mask is flatter over the actor (a still cell still scores
+            mask_prior_weight * 4.6 below a moving one).
         mask_combine: how M meets the features: "multiply" (the paper, X~ = M X), "mean_fill"
             (X~ = mu + M (X - mu), mu the frame's mean feature: a removed region carries no evidence) or
             "residual" (X~ = (1 + M) X).
@@ -73,6 +76,7 @@ class ModelConfig:
     mask_input: str = "frame"
     mask_activation: str = "sigmoid"
     mask_prior: str = "none"
+    mask_prior_weight: float = 1.0
     mask_combine: str = "multiply"
     temporal_attention: str = "recurrent"
     cell_pool: str = "average"
@@ -111,6 +115,8 @@ class ModelConfig:
             problems.append(f"mask_prior=motion needs a spatial mask and a trunk input with motion channels "
                             f"(trunk_input=motion or difference), got spatial_attention={self.spatial_attention}, "
                             f"trunk_input={self.trunk_input!r}")
+        if not self.mask_prior_weight > 0:
+            problems.append(f"mask_prior_weight must be > 0, got {self.mask_prior_weight}")
         if self.projection_channels < 0:
             problems.append(f"projection_channels must be >= 0, got {self.projection_channels}")
         for name in ("channel_dropout", "head_dropout"):

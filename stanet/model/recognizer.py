@@ -80,7 +80,8 @@ class AttentionRecognizer(nn.Module):
         self.spatial = None
         if config.spatial_attention:
             self.spatial = SpatialAttention(channels, motion=config.mask_input == "motion",
-                                            activation=config.mask_activation)
+                                            activation=config.mask_activation,
+                                            prior_weight=config.mask_prior_weight)
         self.projection = None
         if config.projection_channels:
             self.projection = nn.Sequential(nn.Conv2d(channels, config.projection_channels, 1, bias=False),

@@ -24,9 +24,10 @@ class SpatialAttention(nn.Module):
     (exp(z - max z) over the frame's cells: relative, the strongest cell of every frame is 1).
     """
 
-    def __init__(self, channels: int, *, motion: bool = False, activation: str = "sigmoid"):
+    def __init__(self, channels: int, *, motion: bool = False, activation: str = "sigmoid",
+                 prior_weight: float = 1.0):
         super().__init__()
-        self.motion, self.activation = motion, activation
+        self.motion, self.activation, self.prior_weight = motion, activation, prior_weight
         mid, low = max(channels // 2, 1), max(channels // 4, 1)
         self.net = nn.Sequential(
             nn.Conv2d(3 * channels if motion else channels, mid, 3, padding=1, bias=False),
@@ -44,8 +45,9 @@ class SpatialAttention(nn.Module):
 
     def forward(self, features: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, C, h, w) frame features -> (B, T, h, w) mask in [0, 1]. `prior` (B, T, h, w) >= 0 (how much
-        moves in each cell, model.mask_prior=motion) adds log(prior + PRIOR_FLOOR) to the scores: the mask is
-        the learned scores reweighting where things move."""
+        moves in each cell, model.mask_prior=motion) adds prior_weight * log(prior + PRIOR_FLOOR) to the scores:
+        the mask is the learned scores reweighting where things move (with a spatial softmax and equal scores,
+        the motion energy to the power prior_weight)."""
         B, T, C, h, w = features.shape
         x = features
         if self.motion:
@@ -54,7 +56,7 @@ class SpatialAttention(nn.Module):
             x = torch.cat([features, features - previous, following - features], dim=2)  # (B, T, 3C, h, w)
         scores = self.net(x.reshape(B * T, x.shape[2], h, w)).reshape(B, T, h, w)  # (B, T, h, w)
         if prior is not None:
-            scores = scores + torch.log(prior + PRIOR_FLOOR)
+            scores = scores + self.prior_weight * torch.log(prior + PRIOR_FLOOR)
         if self.activation == "spatial_softmax":
             peak = scores.flatten(2).amax(dim=2)[..., None, None]  # (B, T, 1, 1)
             return torch.exp(scores - peak)

@@ -362,3 +362,25 @@ def test_weights_files_that_do_not_fit_are_named(tiny_dataset, tmp_path, capsys)
     assert extract(tiny_dataset, tmp_path / "c3", *sets(resnet)) == 2
     assert "randomly initialised resnet18" in capsys.readouterr().err
     assert not (tmp_path / "c1").exists() and not (tmp_path / "c2").exists()
+
+
+def test_a_cache_of_a_motion_prior_trunk_carries_the_prior_and_trains(tiny_dataset, tmp_path):
+    """model.mask_prior=motion: the trunk features gain one channel (how much moves in each cell), so the cache
+    holds it and a run on the cache gives the mask the same prior as a run on videos."""
+    options = dict(trunk_input="motion", mask_activation="spatial_softmax", mask_prior="motion")
+    torch.manual_seed(0)
+    model = build_model(tiny_model_config(num_classes=8, clip_length=8, **options))
+    checkpoint, cache = tmp_path / "trunk.pt", tmp_path / "cache"
+    save_checkpoint(checkpoint, model, [f"class{i}" for i in range(8)])
+    assert extract(tiny_dataset, cache, "--checkpoint", str(checkpoint), "--clips-per-shard", "32") == 0
+    index = read_index(cache)
+    assert index.header.feature_shape == (8, model.backbone.out_channels + 1, 8, 8)
+    expected, _ = direct_features(model, tiny_dataset, "val")
+    cached = torch.stack([item["features"] for item in FeatureDataset(cache, index, "val")]).float()
+    assert torch.allclose(cached, expected, rtol=2 ** -10, atol=1e-4)
+    assert expected[:, :, -1].min() >= 0 and expected[:, :, -1].max() > 0.05  # the energy: something moves
+    run = tmp_path / "run"
+    prior = ["model.trunk_input=motion", "model.mask_activation=spatial_softmax", "model.mask_prior=motion"]
+    assert train_main(["--features", str(cache), "--out", str(run), "--quiet",
+                       *sets([*CACHE_RUN, *prior, "train.epochs=1"])]) == 0
+    assert load_checkpoint(run / "best.pt").model_config.mask_prior == "motion"

@@ -176,3 +176,29 @@ def test_the_motion_prior_puts_an_undecided_mask_on_what_moves_and_exports():
 def test_a_motion_prior_without_motion_channels_is_refused():
     with pytest.raises(ValueError, match="mask_prior=motion needs a spatial mask and a trunk input with motion"):
         tiny_model_config(mask_prior="motion")
+
+
+@pytest.mark.parametrize("weight", [1.0, 0.5])
+def test_with_equal_scores_the_prior_mask_is_the_motion_energy_to_the_prior_weight(weight):
+    """mask = exp(z + w log(e + floor) - max): with the learned scores z equal everywhere, ((e + floor) / max)^w,
+    so a weight below 1 lifts the cells the actor only partly covers towards the one it fills."""
+    from stanet.model.spatial_attention import PRIOR_FLOOR
+    torch.manual_seed(0)
+    config = tiny_model_config(num_classes=4, clip_length=6, channel_dropout=0.0, trunk_input="motion",
+                               mask_activation="spatial_softmax", mask_prior="motion", mask_prior_weight=weight)
+    model = build_model(config).eval()
+    torch.nn.init.zeros_(model.spatial.net[-1].weight)
+    torch.nn.init.zeros_(model.spatial.net[-1].bias)
+    clip = torch.zeros(1, 6, 3, 32, 32)
+    for t in range(6):  # a 6x6 square straddling cells
+        clip[0, t, :, 10:16, 3 * t + 2:3 * t + 8] = 2.0
+    with torch.no_grad():
+        energy = model.forward_features(clip)[0, :, -1] + PRIOR_FLOOR  # (T, 8, 8)
+        mask = model(clip).spatial_attention[0]
+    expected = (energy / energy.flatten(1).amax(1)[:, None, None]) ** weight
+    torch.testing.assert_close(mask, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_prior_weight_that_is_not_positive_is_refused():
+    with pytest.raises(ValueError, match="mask_prior_weight must be > 0, got 0"):
+        tiny_model_config(trunk_input="motion", mask_prior="motion", mask_prior_weight=0)
