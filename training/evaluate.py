@@ -54,7 +54,7 @@ def fit_cam_classifier(model: AttentionRecognizer, dataset: ClipDataset, device:
     pooled, labels = [], []
     for batch in tqdm(_batches(dataset, batch_size, num_workers), desc="CAM baseline features", leave=False,
                       disable=not progress):
-        features = model.forward_features(normalize_clip(batch["clip"].to(device)))  # (B, T, C, h, w)
+        features, _ = model.split_prior(model.forward_features(normalize_clip(batch["clip"].to(device))))
         pooled.append(features.mean(dim=(1, 3, 4)).cpu())  # (B, C)
         labels.append(batch["label"])
     x, y = torch.cat(pooled), torch.cat(labels)
@@ -90,7 +90,7 @@ def collect(model: AttentionRecognizer, dataset: ClipDataset, device: torch.devi
         for key, name in (("labels", "label"), ("inside", "inside"), ("boxes", "boxes"), ("index", "index")):
             out[key].append(batch[name].numpy())
         if cam_weight is not None:
-            feats = features.float().cpu().numpy()
+            feats = model.split_prior(features)[0].float().cpu().numpy()  # (B, T, C, h, w): the trunk's alone
             pooled = feats.mean(axis=(1, 3, 4))  # (B, C)
             predicted = (pooled @ cam_weight.T).argmax(axis=1)
             out["cam"].append(np.stack([metrics.class_activation_maps(f, cam_weight, int(k))

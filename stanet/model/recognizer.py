@@ -169,11 +169,16 @@ class AttentionRecognizer(nn.Module):
             features = torch.cat([features, energy], dim=1)  # (B*T, C + 1, h, w)
         return features.reshape(B, T, *features.shape[1:])  # (B, T, C, h, w)
 
+    def split_prior(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """forward_features' maps -> the trunk's features (B, T, C, h, w) and the mask's motion prior (B, T, h, w),
+        None without mask_prior. What reads "the trunk's features" (the CAM baseline) reads the first."""
+        if self.config.mask_prior != "motion":
+            return features, None
+        return features[:, :, :-1], features[:, :, -1]  # (B, T, C, h, w), (B, T, h, w)
+
     def forward_head(self, features: torch.Tensor) -> RecognizerOutput:
         """Trunk features (B, T, C, h, w) (forward_features) -> logits and attention."""
-        prior = None
-        if self.config.mask_prior == "motion":
-            features, prior = features[:, :, :-1], features[:, :, -1]  # (B, T, C, h, w), (B, T, h, w)
+        features, prior = self.split_prior(features)
         B, T, C, h, w = features.shape
         if self.training and self.channel_dropout.p > 0:
             # Drop whole channels for all frames of a clip: Dropout2d over (B, C, T, h*w).

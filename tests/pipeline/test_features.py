@@ -26,7 +26,7 @@ from stanet.model import build_model
 from stanet.model.preprocess import normalize_clip
 from training.config import TrainConfig
 from training.data import ClipDataset, ClipSpec
-from training.evaluate import main as evaluate_main
+from training.evaluate import fit_cam_classifier, main as evaluate_main
 from training.features.cache import (INDEX_FILE, FeatureCacheError, open_shard, read_index, shard_name,
                                      write_shard)
 from training.features.dataset import FeatureDataset, open_cache_for_training
@@ -384,3 +384,11 @@ def test_a_cache_of_a_motion_prior_trunk_carries_the_prior_and_trains(tiny_datas
     assert train_main(["--features", str(cache), "--out", str(run), "--quiet",
                        *sets([*CACHE_RUN, *prior, "train.epochs=1"])]) == 0
     assert load_checkpoint(run / "best.pt").model_config.mask_prior == "motion"
+    # The CAM baseline is fitted on the trunk's channels, not on the prior's.
+    clips = ClipDataset(load_dataset(tiny_dataset).split("train")[:16], ClipSpec(8, 32, 32), train=False,
+                        progress=False)
+    weight = fit_cam_classifier(model, clips, torch.device("cpu"), progress=False)
+    assert weight.shape == (8, model.backbone.out_channels)
+    assert evaluate_main(["--checkpoint", str(run / "best.pt"), "--data", str(tiny_dataset), "--split", "test",
+                          "--output", str(tmp_path / "eval.json"), "--quiet"]) == 0
+    assert 0 <= json.loads((tmp_path / "eval.json").read_text())["spatial"]["cam_baseline"]["pointing_game"] <= 1

@@ -158,6 +158,8 @@ def test_the_motion_prior_puts_an_undecided_mask_on_what_moves_and_exports():
         clip[0, t, :, 12:16, 4 * t:4 * t + 4] = 2.0
     features = model.forward_features(clip)
     assert features.shape[2] == model.feature_channels == model.backbone.out_channels + 1
+    trunk, prior = model.split_prior(features)  # what the CAM baseline reads: the trunk's channels alone
+    assert trunk.shape[2] == model.backbone.out_channels and torch.equal(prior, features[:, :, -1])
     mask = model(clip).spatial_attention[0]  # (T, 8, 8)
     peaks = [divmod(int(m.argmax()), 8) for m in mask]
     assert peaks == [(3, t) for t in range(6)], peaks

@@ -65,5 +65,5 @@ def cam_maps(model: AttentionRecognizer, clips: np.ndarray, cam_weight: np.ndarr
     model.eval()
     device = next(model.parameters()).device
     features = model.forward_features(normalize_clip(torch.from_numpy(np.ascontiguousarray(clips)).to(device)))
-    features = features.float().cpu().numpy()  # (N, T, C, h, w)
+    features = model.split_prior(features)[0].float().cpu().numpy()  # (N, T, C, h, w)
     return np.stack([metrics.class_activation_maps(f, cam_weight, int(k)) for f, k in zip(features, targets)])
