@@ -201,6 +201,23 @@ def test_clips_left_out_of_the_mask_gradient_answer_the_same_and_do_not_move_the
     assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.spatial.parameters())
 
 
+def running_statistics(model) -> dict[str, torch.Tensor]:
+    """A copy of every BatchNorm running mean and variance."""
+    return {n: b.clone() for n, b in model.named_buffers() if "running" in n}
+
+
+def restore_statistics(model, statistics: dict[str, torch.Tensor]) -> None:
+    for n, b in model.named_buffers():
+        if n in statistics:
+            b.copy_(statistics[n])
+
+
+def assert_statistics_equal(model, expected: dict[str, torch.Tensor]) -> None:
+    for n, b in model.named_buffers():
+        if n in expected:
+            torch.testing.assert_close(b, expected[n], msg=n)
+
+
 @pytest.mark.parametrize("combine", ["multiply", "mean_fill"])
 def test_the_complement_answers_from_what_the_mask_removes_and_its_gradient_reaches_the_mask_alone(combine):
     """`set_complement` (train.loss.mask_complement): the layers after the mask, run on (1 - M) in place of M
@@ -211,7 +228,7 @@ def test_the_complement_answers_from_what_the_mask_removes_and_its_gradient_reac
     clips = torch.randn(2, 5, 3, 32, 32)  # (B, T, 3, H, W), normalized
     assert model(clips).complement_logits is None  # off unless asked for: a served model never computes it
     model.set_complement(True)
-    statistics = {n: b.clone() for n, b in model.named_buffers() if "running" in n}
+    statistics = running_statistics(model)
     out = model(clips)
     assert out.complement_logits.shape == out.logits.shape == (2, 4)
     out.complement_logits.logsumexp(dim=-1).sum().backward()
@@ -219,19 +236,13 @@ def test_the_complement_answers_from_what_the_mask_removes_and_its_gradient_reac
     assert reached == {"backbone", "spatial"}, reached
     # The complement pass leaves the running statistics as the masked pass alone would leave them.
     model.set_complement(False)
-    for n, b in model.named_buffers():
-        if "running" in n:
-            b.copy_(statistics[n])
+    restore_statistics(model, statistics)
     model(clips)
-    again = {n: b.clone() for n, b in model.named_buffers() if "running" in n}
-    for n, b in model.named_buffers():
-        if "running" in n:
-            b.copy_(statistics[n])
+    again = running_statistics(model)
+    restore_statistics(model, statistics)
     model.set_complement(True)
     model(clips)
-    for n, b in model.named_buffers():
-        if "running" in n:
-            torch.testing.assert_close(b, again[n], msg=n)
+    assert_statistics_equal(model, again)
 
 
 def test_the_complement_of_a_closed_mask_is_the_whole_frame():
@@ -265,19 +276,15 @@ def test_the_open_answer_reads_whole_frames_trains_the_head_and_leaves_the_mask_
     model = build_model(tiny(mask_activation="spatial_softmax", projection_channels=6)).train()
     clips = torch.randn(2, 5, 3, 32, 32)  # (B, T, 3, H, W), normalized
     assert model(clips).open_logits is None  # off unless asked for: a served model never computes it
-    statistics = {n: b.clone() for n, b in model.named_buffers() if "running" in n}
+    statistics = running_statistics(model)
     model.set_open_answer(True)
     out = model(clips)
     assert out.open_logits.shape == out.logits.shape == (2, 4)
-    masked_only = {n: b.clone() for n, b in model.named_buffers() if "running" in n}
-    for n, b in model.named_buffers():
-        if "running" in n:
-            b.copy_(statistics[n])
+    masked_only = running_statistics(model)
+    restore_statistics(model, statistics)
     model.set_open_answer(False)
     model(clips)
-    for n, b in model.named_buffers():
-        if "running" in n:
-            torch.testing.assert_close(b, masked_only[n], msg=n)
+    assert_statistics_equal(model, masked_only)
     model.set_open_answer(True)
     model.zero_grad(set_to_none=True)
     model(clips).open_logits.logsumexp(dim=-1).sum().backward()
