@@ -41,11 +41,12 @@ class ModelConfig:
             features and their differences to the neighbouring frames: what tells look-alikes apart).
         mask_activation: "sigmoid" (the paper) or "spatial_softmax" (exp(z - max z) over each frame's cells).
         mask_prior: "none" (the paper) or "motion" (the mask's scores plus the log of how much moves in each cell,
-            from the trunk input's motion channels: a cell where nothing moves cannot be the peak, so the mask
-            cannot settle on a cell beside the actor; needs trunk_input=motion|difference).
-        mask_prior_weight: the prior's log times this (> 0): below 1 a cell the actor only partly covers falls
-            less far below the one it fills, so the mask is flatter over the actor (a still cell still scores
-            mask_prior_weight * 4.6 below a moving one).
+            from the trunk input's motion channels: a cell where nothing moves scores 4.6 below one where an
+            object moves, so the mask does not settle on a still cell beside the actor; needs
+            trunk_input=motion|difference).
+        mask_prior_weight: the prior's log times this (> 0). Below 1 a cell the actor only partly covers falls
+            less far below the one it fills (with equal learned scores; in training the learned scores
+            sharpened instead: docs/benchmark.md, "The motion prior").
         mask_combine: how M meets the features: "multiply" (the paper, X~ = M X), "mean_fill"
             (X~ = mu + M (X - mu), mu the frame's mean feature: a removed region carries no evidence) or
             "residual" (X~ = (1 + M) X).
