@@ -16,6 +16,7 @@ MASK_COMBINES = ("multiply", "mean_fill", "residual")
 CELL_POOLS = ("average", "max", "max_average")
 TRUNK_INPUTS = ("frame", "motion", "difference")
 MASK_PRIORS = ("none", "motion")
+TEMPORAL_PRIORS = ("none", "motion")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,11 @@ class ModelConfig:
         temporal_attention: "recurrent" (docs/model.md: attention-pooled input Y_s at every ConvLSTM step, scores
             v.tanh(Wx GAP(X~_t) + Wh GAP(H_{s-1}) + b)), "convlstm_first" (the paper's alternative: ConvLSTM
             over the frames in order, then softmax attention over GAP(H_t)), or "none" (uniform weights).
+        temporal_prior: "none" (the paper) or "motion" (the temporal scores plus the log of how much the motion
+            energy of the cells the mask keeps changes from the previous frame: "when" leans to the frames where
+            the attended object moves, not to idle ones that classify as well; needs mask_prior=motion, whose
+            energy it reads, and temporal attention).
+        temporal_prior_weight: that log times this (> 0).
         cell_pool: how the temporal attention and the head reduce a map over its cells: "average" (GAP, the
             paper), "max" (a small actor is not diluted by clutter) or "max_average" ((max + average) / 2: the
             cells the mask keeps still cost; stanet.model.temporal_attention.pool_cells).
@@ -80,6 +86,8 @@ class ModelConfig:
     mask_prior_weight: float = 1.0
     mask_combine: str = "multiply"
     temporal_attention: str = "recurrent"
+    temporal_prior: str = "none"
+    temporal_prior_weight: float = 1.0
     cell_pool: str = "average"
     projection_channels: int = 0
     hidden_channels: int = 64
@@ -99,7 +107,8 @@ class ModelConfig:
             problems.append(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
         for name, allowed in (("mask_input", MASK_INPUTS), ("mask_activation", MASK_ACTIVATIONS),
                               ("mask_combine", MASK_COMBINES), ("cell_pool", CELL_POOLS),
-                              ("trunk_input", TRUNK_INPUTS), ("mask_prior", MASK_PRIORS)):
+                              ("trunk_input", TRUNK_INPUTS), ("mask_prior", MASK_PRIORS),
+                              ("temporal_prior", TEMPORAL_PRIORS)):
             if getattr(self, name) not in allowed:
                 problems.append(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.temporal_attention not in TEMPORAL_MODES:
@@ -118,6 +127,12 @@ class ModelConfig:
                             f"trunk_input={self.trunk_input!r}")
         if not self.mask_prior_weight > 0:
             problems.append(f"mask_prior_weight must be > 0, got {self.mask_prior_weight}")
+        if self.temporal_prior == "motion" and (self.mask_prior != "motion" or self.temporal_attention == "none"):
+            problems.append(f"temporal_prior=motion needs mask_prior=motion (its motion energy) and temporal "
+                            f"attention, got mask_prior={self.mask_prior!r}, "
+                            f"temporal_attention={self.temporal_attention!r}")
+        if not self.temporal_prior_weight > 0:
+            problems.append(f"temporal_prior_weight must be > 0, got {self.temporal_prior_weight}")
         if self.projection_channels < 0:
             problems.append(f"projection_channels must be >= 0, got {self.projection_channels}")
         for name in ("channel_dropout", "head_dropout"):

@@ -11,7 +11,7 @@ from torch.nn import functional as F
 from stanet.config import ModelConfig
 from stanet.model.backbone import build_backbone, trunk_in_channels
 from stanet.model.motion import StabilizedDifference
-from stanet.model.spatial_attention import SpatialAttention, apply_mask
+from stanet.model.spatial_attention import PRIOR_FLOOR, SpatialAttention, apply_mask
 from stanet.model.temporal_attention import ConvLSTMFirstAttention, RecurrentTemporalAttention
 
 
@@ -185,18 +185,20 @@ class AttentionRecognizer(nn.Module):
             x = self.channel_dropout(features.permute(0, 2, 1, 3, 4).reshape(B, C, T, h * w))
             features = x.reshape(B, C, T, h, w).permute(0, 2, 1, 3, 4)  # (B, T, C, h, w)
         frames = features.reshape(B * T, C, h, w)  # (B*T, C, h, w)
-        complement_logits = open_logits = None
+        complement_logits = open_logits = frame_prior = None
         if self.spatial is not None:
             mask = self.spatial(features, prior).reshape(B * T, 1, h, w)  # (B*T, 1, h, w)
+            if self.config.temporal_prior == "motion":
+                frame_prior = self.frame_prior(mask, prior)  # (B, T)
             if self.complement:
-                complement_logits = self.complement_head(frames.detach(), mask, B, T)
+                complement_logits = self.complement_head(frames.detach(), mask, B, T, frame_prior)
             if self.open_answer:  # whole frames: the mask held open (M = 1), its net out of this graph
                 open_frames = apply_mask(frames, torch.ones_like(mask), self.config.mask_combine)
-                open_logits, _ = self.answer(open_frames, B, T, call=call_keeping_statistics)
+                open_logits, _ = self.answer(open_frames, B, T, frame_prior, call=call_keeping_statistics)
             frames = apply_mask(frames, self._mask_used(mask), self.config.mask_combine)
         else:
             mask = frames.new_ones(B * T, 1, h, w)
-        logits, steps = self.answer(frames, B, T)  # (B, K), (B, S, T)
+        logits, steps = self.answer(frames, B, T, frame_prior)  # (B, K), (B, S, T)
         return RecognizerOutput(
             logits=logits,
             spatial_attention=mask.reshape(B, T, h, w),
@@ -206,13 +208,31 @@ class AttentionRecognizer(nn.Module):
             open_logits=open_logits,
         )
 
-    def answer(self, frames: torch.Tensor, B: int, T: int, call=nn.Module.__call__) -> tuple[torch.Tensor, torch.Tensor]:
+    def frame_prior(self, mask: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """model.temporal_prior=motion: temporal_prior_weight * log(c_t + PRIOR_FLOOR) (B, T), c_t how much the
+        motion energy `prior` (B, T, h, w) of frame t's cells changes from the previous frame, averaged under the
+        frame's mask (B*T, 1, h, w); the first frame takes the second's. A change, not the energy itself: the
+        energy is each frame against the clip's median background, as high on an actor standing where it does
+        not spend most of the clip as on one that walks. The mask is detached: "when" follows "where" and does
+        not steer it."""
+        B, T, h, w = prior.shape
+        if T == 1:
+            return prior.new_zeros(B, 1)
+        change = (prior[:, 1:] - prior[:, :-1]).abs()  # (B, T-1, h, w)
+        change = torch.cat([change[:, :1], change], dim=1)  # (B, T, h, w)
+        kept = mask.detach().reshape(B, T, h, w)  # (B, T, h, w)
+        moving = (kept * change).sum(dim=(2, 3)) / (kept.sum(dim=(2, 3)) + 1e-6)  # (B, T)
+        return self.config.temporal_prior_weight * torch.log(moving + PRIOR_FLOOR)
+
+    def answer(self, frames: torch.Tensor, B: int, T: int, frame_prior: torch.Tensor | None = None,
+               call=nn.Module.__call__) -> tuple[torch.Tensor, torch.Tensor]:
         """The layers after the mask: masked frames (B*T, C, h, w) -> logits (B, K), temporal weights (B, S, T);
-        `call(module, *inputs)` runs each of them (call_keeping_statistics: a pass that leaves BatchNorm's
-        running statistics alone)."""
+        `frame_prior` (B, T) is added to the temporal scores; `call(module, *inputs)` runs each layer
+        (call_keeping_statistics: a pass that leaves BatchNorm's running statistics alone)."""
         if self.projection is not None:
             frames = call(self.projection, frames)  # (B*T, P, h, w)
-        pooled, steps = call(self.temporal, frames.reshape(B, T, *frames.shape[1:]))  # (B, Ch), (B, S, T)
+        frames = frames.reshape(B, T, *frames.shape[1:])  # (B, T, C, h, w)
+        pooled, steps = call(self.temporal, frames, frame_prior)  # (B, Ch), (B, S, T)
         return call(self.classifier, self.head_dropout(pooled)), steps  # (B, K), (B, S, T)
 
     def _mask_used(self, mask: torch.Tensor) -> torch.Tensor:
@@ -231,7 +251,8 @@ class AttentionRecognizer(nn.Module):
             return torch.ones_like(mask)  # no gradient to the mask net: it waits for a classifier that knows
         return w + (1.0 - w) * mask
 
-    def complement_head(self, frames: torch.Tensor, mask: torch.Tensor, B: int, T: int) -> torch.Tensor:
+    def complement_head(self, frames: torch.Tensor, mask: torch.Tensor, B: int, T: int,
+                        frame_prior: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, K) from the features (B*T, C, h, w) the mask (B*T, 1, h, w) removes, `1 - M` in place of
         `M`, through the layers after the mask with their weights held fixed (frozen_call): the gradient of a
         loss on them reaches the mask alone, so the mask, not the classifier, is what makes the removed part
@@ -239,7 +260,8 @@ class AttentionRecognizer(nn.Module):
         removed = apply_mask(frames, 1.0 - mask, self.config.mask_combine)  # (B*T, C, h, w)
         if self.projection is not None:
             removed = frozen_call(self.projection, removed)  # (B*T, P, h, w)
-        pooled, _ = frozen_call(self.temporal, removed.reshape(B, T, *removed.shape[1:]))  # (B, Ch)
+        removed = removed.reshape(B, T, *removed.shape[1:])  # (B, T, C, h, w)
+        pooled, _ = frozen_call(self.temporal, removed, frame_prior)  # (B, Ch)
         return frozen_call(self.classifier, pooled)  # (B, K)
 
     def forward(self, clip: torch.Tensor | None = None, *, features: torch.Tensor | None = None) -> RecognizerOutput:

@@ -94,8 +94,9 @@ class RecurrentTemporalAttention(nn.Module):
             nn.init.normal_(self.score_out.weight, std=0.5)
         self.cell = ConvLSTMCell(in_channels, hidden_channels)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, T, C, h, w) masked features -> pooled (B, Ch), weights (B, T, T) indexed [step, frame]."""
+    def forward(self, x: torch.Tensor, frame_prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, T, C, h, w) masked features -> pooled (B, Ch), weights (B, T, T) indexed [step, frame].
+        `frame_prior` (B, T) is added to every step's scores (model.temporal_prior)."""
         B, T, C, h, w = x.shape
         mean_frame = x.mean(dim=1)  # (B, C, h, w)
         hidden, cell = self.init_hidden(mean_frame), self.init_cell(mean_frame)  # (B, Ch, h, w) each
@@ -108,8 +109,10 @@ class RecurrentTemporalAttention(nn.Module):
         for _ in range(T):
             if self.attend:
                 hidden_scores = self.score_hidden(self.pool(hidden))  # (B, A)
-                energy = self.score_out(torch.tanh(frame_scores + hidden_scores[:, None, :]))  # (B, T, 1)
-                step_weights = torch.softmax(energy.squeeze(-1), dim=1)  # (B, T)
+                energy = self.score_out(torch.tanh(frame_scores + hidden_scores[:, None, :])).squeeze(-1)  # (B, T)
+                if frame_prior is not None:
+                    energy = energy + frame_prior
+                step_weights = torch.softmax(energy, dim=1)  # (B, T)
             else:
                 step_weights = uniform
             attended = torch.einsum("bt,btchw->bchw", step_weights, x)  # (B, C, h, w)
@@ -130,8 +133,8 @@ class ConvLSTMFirstAttention(nn.Module):
         self.cell = ConvLSTMCell(in_channels, hidden_channels)
         self.score = nn.Linear(hidden_channels, 1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, T, C, h, w) -> pooled (B, Ch), weights (B, 1, T)."""
+    def forward(self, x: torch.Tensor, frame_prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, T, C, h, w) -> pooled (B, Ch), weights (B, 1, T); `frame_prior` (B, T) is added to the scores."""
         B, T, C, h, w = x.shape
         hidden = x.new_zeros(B, self.cell.hidden_channels, h, w)
         cell = torch.zeros_like(hidden)
@@ -140,6 +143,9 @@ class ConvLSTMFirstAttention(nn.Module):
             hidden, cell = self.cell(x[:, t], (hidden, cell))
             states.append(self.pool(hidden))  # (B, Ch)
         states = torch.stack(states, dim=1)  # (B, T, Ch)
-        beta = torch.softmax(self.score(states).squeeze(-1), dim=1)  # (B, T)
+        scores = self.score(states).squeeze(-1)  # (B, T)
+        if frame_prior is not None:
+            scores = scores + frame_prior
+        beta = torch.softmax(scores, dim=1)  # (B, T)
         pooled = torch.einsum("bt,btc->bc", beta, states)  # (B, Ch)
         return pooled, beta[:, None, :]  # (B, Ch), (B, 1, T)

@@ -208,12 +208,12 @@ def test_a_motion_trunk_with_max_cell_pooling_trains_and_lowers_the_loss(tiny_da
 # regularizers start at a fixed epoch instead of once learning shows.
 @pytest.mark.parametrize("variant", [
     ["train.early_open_mask=true"],
-    ["model.mask_prior=motion", "model.mask_prior_weight=0.5", "train.regularizer_start=epoch",
-     "train.regularizer_start_epoch=2", "train.epochs=6", "train.lr=1e-2"],
-], ids=["open-mask", "motion-prior"])
+    ["model.mask_prior=motion", "model.mask_prior_weight=0.5", "model.temporal_prior=motion",
+     "train.regularizer_start=epoch", "train.regularizer_start_epoch=2", "train.epochs=6", "train.lr=1e-2"],
+], ids=["open-mask", "motion-priors"])
 def test_the_spatial_softmax_recipe_at_tiny_size_trains_and_lowers_the_loss(tiny_dataset, tmp_path, variant):
     """The generalization suite's combinations (docs/benchmark.md, "A mask with a peak"): motion trunk,
-    spatial-softmax mask (held open, or with the motion prior), max pooling until the regularizers start, then
+    spatial-softmax mask (held open, or with the motion priors on the mask and the temporal weights), max pooling until the regularizers start, then
     the regularizers with the complement term, shrunk to the tiny model."""
     run = tmp_path / "run"
     options = ["model.trunk_input=motion", "model.mask_activation=spatial_softmax", "train.early_cell_pool=max",
@@ -227,7 +227,7 @@ def test_the_spatial_softmax_recipe_at_tiny_size_trains_and_lowers_the_loss(tiny
     assert any(h["train"]["mask_complement"] > 0 for h in records)  # the regularizers started
     config = load_checkpoint(run / "best.pt").model_config
     assert (config.trunk_input, config.mask_activation, config.cell_pool) == ("motion", "spatial_softmax", "average")
-    assert config.mask_prior == ("motion" if "model.mask_prior=motion" in variant else "none")
+    assert config.mask_prior == config.temporal_prior == ("motion" if "model.mask_prior=motion" in variant else "none")
 
 
 @pytest.mark.parametrize("schedule", [

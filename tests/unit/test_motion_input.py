@@ -204,3 +204,43 @@ def test_with_equal_scores_the_prior_mask_is_the_motion_energy_to_the_prior_weig
 def test_a_prior_weight_that_is_not_positive_is_refused():
     with pytest.raises(ValueError, match="mask_prior_weight must be > 0, got 0"):
         tiny_model_config(trunk_input="motion", mask_prior="motion", mask_prior_weight=0)
+
+
+def test_the_temporal_prior_leans_on_the_frames_where_the_masked_object_moves_and_exports():
+    """model.temporal_prior=motion: the temporal scores plus log(how much the masked cells' motion energy changes
+    from the previous frame). With the learned scores equal, the weights follow that change alone: a square that
+    stands for three frames and then walks gets its weight on the walking frames, although it is as visible
+    (and as far from the clip's median background) in the standing ones. The served tensors are unchanged."""
+    torch.manual_seed(0)
+    config = tiny_model_config(num_classes=4, clip_length=6, channel_dropout=0.0, trunk_input="motion",
+                               mask_prior="motion", temporal_prior="motion")
+    model = build_model(config).eval()
+    torch.nn.init.zeros_(model.temporal.score_out.weight)
+    clip = torch.zeros(1, 6, 3, 32, 32)
+    for t in range(6):  # stands at column 4 for frames 0-2, then one cell right per frame
+        x = 4 + 4 * max(0, t - 2)
+        clip[0, t, :, 12:16, x:x + 4] = 2.0
+    with torch.no_grad():
+        weights = model(clip).temporal_attention[0]  # (T,)
+    assert float(weights[3:].min()) > 5 * float(weights[:3].max()), weights
+    model.train()
+    out = model(torch.randn(2, 6, 3, 32, 32))
+    F.cross_entropy(out.logits, torch.tensor([1, 3])).backward()
+    assert model.temporal.score_out.weight.grad.abs().sum() > 0  # the learned scores still learn
+    model.eval()
+    graph = export_onnx(model)
+    assert graph.signature == export_onnx(build_model(tiny_model_config(num_classes=4, clip_length=6)).eval()).signature
+    report = check_parity(model, graph.onnx_bytes, random_clips(4, config).clips, batch_sizes=(1, 4))
+    assert report.passed, report.failures
+
+
+@pytest.mark.parametrize("fields,problem", [
+    ({"trunk_input": "motion"}, "temporal_prior=motion needs mask_prior=motion"),
+    ({"trunk_input": "motion", "mask_prior": "motion", "temporal_attention": "none"},
+     "temporal_prior=motion needs mask_prior=motion"),
+    ({"trunk_input": "motion", "mask_prior": "motion", "temporal_prior_weight": -1.0},
+     "temporal_prior_weight must be > 0, got -1.0"),
+])
+def test_a_temporal_prior_without_its_energy_or_attention_is_refused(fields, problem):
+    with pytest.raises(ValueError, match=problem):
+        tiny_model_config(temporal_prior="motion", **fields)
