@@ -196,8 +196,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 
 # What `stanet train` (and `stanet features extract`) start from when no --preset is given; --config and --set
-# apply on top of it. docs/benchmark.md, "Generalization suite", has how it does on data it was not tuned for.
-DEFAULT_PRESET = "synthetic"
+# apply on top of it. Chosen on the generalization suite and the untrimmed benchmark with background windows
+# (docs/benchmark.md, "The general recipe on the suite"; docs/timeline.md, "The default recipe with background").
+DEFAULT_PRESET = "general"
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
