@@ -158,23 +158,6 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "loss": {"total_variation": 0.05, "contrast": 0.0, "unimodality": 0.0, "mask_area": 0.1,
                            "temporal_entropy": 0.0}},
     },
-    # The reference's model and schedule with motion for "where" and "when": the trunk sees each frame with its
-    # camera-compensated motion, the mask's scores add the log of how much moves in each cell, the temporal
-    # scores the log of how much that changes under the mask, and the regularizers start once validation shows
-    # learning, with the complement term (what the mask deletes must not classify) so the mask cannot keep the
-    # background and delete the actor. Chosen on the generalization suite (docs/benchmark.md, "The general
-    # recipe on the suite").
-    "general": {
-        "model": {"clip_length": 16, "height": 32, "width": 32, "backbone": "compact", "backbone_width": 32,
-                  "hidden_channels": 32, "attention_dim": 32, "channel_dropout": 0.1,
-                  "trunk_input": "motion", "mask_activation": "sigmoid", "mask_prior": "motion",
-                  "temporal_prior": "motion"},
-        "train": {"epochs": 24, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "max_minutes": 19.0,
-                  "lr_patience": 4, "early_cell_pool": "max",
-                  "regularizer_start": "learning", "regularizer_start_epoch": 0, "regularizer_warmup_epochs": 3,
-                  "loss": {"total_variation": 0.05, "contrast": 0.0, "unimodality": 0.0, "mask_area": 0.3,
-                           "mask_complement": 0.5, "temporal_entropy": 0.0}},
-    },
     "demo": {
         "model": {"clip_length": 16, "height": 32, "width": 32, "backbone": "compact", "backbone_width": 16,
                   "hidden_channels": 32, "attention_dim": 32, "channel_dropout": 0.1},
@@ -213,6 +196,20 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+# The reference's model and schedule with motion for "where" and "when": the trunk sees each frame with its
+# camera-compensated motion, the mask's scores add the log of how much moves in each cell, the temporal
+# scores the log of how much that changes under the mask, and the regularizers start once validation shows
+# learning, with the complement term (what the mask deletes must not classify) so the mask cannot keep the
+# background and delete the actor. Chosen on the generalization suite (docs/benchmark.md, "The general
+# recipe on the suite").
+PRESETS["general"] = _merge(PRESETS["synthetic"], {
+    "model": {"trunk_input": "motion", "mask_activation": "sigmoid", "mask_prior": "motion",
+              "temporal_prior": "motion"},
+    "train": {"early_cell_pool": "max", "regularizer_start": "learning", "regularizer_start_epoch": 0,
+              "loss": {"mask_area": 0.3, "mask_complement": 0.5}},
+})
 
 
 def _parse_value(text: str) -> Any:
