@@ -10,7 +10,7 @@ C = TypeVar("C")
 
 BACKBONES = ("compact", "resnet18", "resnet50")
 TEMPORAL_MODES = ("recurrent", "convlstm_first", "none")
-MASK_INPUTS = ("frame", "motion")
+MASK_INPUTS = ("frame", "motion", "clip")
 MASK_ACTIVATIONS = ("sigmoid", "spatial_softmax")
 MASK_COMBINES = ("multiply", "mean_fill", "residual")
 CELL_POOLS = ("average", "max", "max_average")
@@ -38,8 +38,9 @@ class ModelConfig:
             input per sampled frame pair (0: no search, for a still camera).
         freeze_backbone: keep the trunk's weights (and BatchNorm statistics) fixed.
         spatial_attention: learn the per-frame mask M; off = the "no spatial attention" ablation (M = 1).
-        mask_input: "frame" (the paper: the mask from each frame's features alone) or "motion" (the frame's
-            features and their differences to the neighbouring frames: what tells look-alikes apart).
+        mask_input: "frame" (the paper: the mask from each frame's features alone), "motion" (the frame's
+            features and their differences to the neighbouring frames) or "clip" (those and the clip's mean of
+            each cell's features): what can tell look-alikes apart (stanet.model.spatial_attention).
         mask_activation: "sigmoid" (the paper) or "spatial_softmax" (exp(z - max z) over each frame's cells).
         mask_prior: "none" (the paper) or "motion" (the mask's scores plus the log of how much moves in each cell,
             from the trunk input's motion channels: a cell where nothing moves scores 4.6 below one where an

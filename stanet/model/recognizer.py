@@ -79,7 +79,7 @@ class AttentionRecognizer(nn.Module):
         self.channel_dropout = nn.Dropout2d(config.channel_dropout)
         self.spatial = None
         if config.spatial_attention:
-            self.spatial = SpatialAttention(channels, motion=config.mask_input == "motion",
+            self.spatial = SpatialAttention(channels, inputs=config.mask_input,
                                             activation=config.mask_activation,
                                             prior_weight=config.mask_prior_weight)
         self.projection = None

@@ -10,27 +10,34 @@ from torch import nn
 # moves by a normalized unit (about 60 grey levels), so it can still win where the learned score insists.
 PRIOR_FLOOR = 1e-2
 
+# model.mask_input -> how many C-channel maps the mask net reads per frame (SpatialAttention.forward).
+INPUT_STACKS = {"frame": 1, "motion": 3, "clip": 4}
+
 
 class SpatialAttention(nn.Module):
     """Three 3x3 convs C' -> C/2 -> C/4 -> 1 (BN + ReLU between), then an activation: one mask per frame,
     shared over channels (docs/paper.md, "Spatial attention").
 
-    `motion=True` lets the mask see how the frame changes: its input is the frame's features together with
-    their differences to the previous and the next frame (C' = 3C; the first and last frames repeat
-    themselves). Among objects that look alike only motion tells which one acts, and the paper's mask,
-    computed from each frame alone (C' = C), cannot know.
+    `inputs` (model.mask_input): "frame" (the paper: each frame's features alone, C' = C); "motion" (the
+    frame's features together with their differences to the previous and the next frame, C' = 3C; the first
+    and last frames repeat themselves); "clip" (those and the clip's mean of each cell's features, C' = 4C:
+    what stays, comes back or passes by over the whole clip). Among objects that look alike only motion tells
+    which one acts, and the paper's mask, computed from each frame alone, cannot know; a neighbour's difference
+    says how an object moves now, the clip's mean where objects spend their time.
 
     `activation`: "sigmoid" (the paper: each cell in [0, 1] on its own) or "spatial_softmax"
     (exp(z - max z) over the frame's cells: relative, the strongest cell of every frame is 1).
     """
 
-    def __init__(self, channels: int, *, motion: bool = False, activation: str = "sigmoid",
+    def __init__(self, channels: int, *, inputs: str = "frame", activation: str = "sigmoid",
                  prior_weight: float = 1.0):
         super().__init__()
-        self.motion, self.activation, self.prior_weight = motion, activation, prior_weight
+        if inputs not in INPUT_STACKS:
+            raise ValueError(f"unknown mask input {inputs!r}, expected one of {tuple(INPUT_STACKS)}")
+        self.inputs, self.activation, self.prior_weight = inputs, activation, prior_weight
         mid, low = max(channels // 2, 1), max(channels // 4, 1)
         self.net = nn.Sequential(
-            nn.Conv2d(3 * channels if motion else channels, mid, 3, padding=1, bias=False),
+            nn.Conv2d(INPUT_STACKS[inputs] * channels, mid, 3, padding=1, bias=False),
             nn.BatchNorm2d(mid),
             nn.ReLU(inplace=True),
             nn.Conv2d(mid, low, 3, padding=1, bias=False),
@@ -50,10 +57,13 @@ class SpatialAttention(nn.Module):
         the motion energy to the power prior_weight)."""
         B, T, C, h, w = features.shape
         x = features
-        if self.motion:
+        if self.inputs != "frame":
             previous = torch.cat([features[:, :1], features[:, :-1]], dim=1)  # (B, T, C, h, w), frame t-1
             following = torch.cat([features[:, 1:], features[:, -1:]], dim=1)  # frame t+1
             x = torch.cat([features, features - previous, following - features], dim=2)  # (B, T, 3C, h, w)
+        if self.inputs == "clip":
+            clip_mean = features.mean(dim=1, keepdim=True).expand_as(features)  # (B, T, C, h, w)
+            x = torch.cat([x, clip_mean], dim=2)  # (B, T, 4C, h, w)
         scores = self.net(x.reshape(B * T, x.shape[2], h, w)).reshape(B, T, h, w)  # (B, T, h, w)
         if prior is not None:
             scores = scores + self.prior_weight * torch.log(prior + PRIOR_FLOOR)

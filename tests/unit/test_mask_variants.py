@@ -64,7 +64,7 @@ def test_a_motion_mask_sees_change_and_a_frame_mask_does_not():
     torch.manual_seed(0)
     features = torch.randn(1, 5, 16, 8, 8)
     order = torch.tensor([4, 0, 3, 1, 2])
-    for mask_input, same in (("frame", True), ("motion", False)):
+    for mask_input, same in (("frame", True), ("motion", False), ("clip", False)):
         model = build_model(tiny(mask_input=mask_input)).eval()
         for module in model.modules():  # trained-like scale, so differences show
             if isinstance(module, torch.nn.Conv2d):
@@ -76,7 +76,7 @@ def test_a_motion_mask_sees_change_and_a_frame_mask_does_not():
 
 
 def test_invalid_mask_options_are_named():
-    with pytest.raises(ValueError, match=r"mask_input must be one of \('frame', 'motion'\), got 'flow'"):
+    with pytest.raises(ValueError, match=r"mask_input must be one of \('frame', 'motion', 'clip'\), got 'flow'"):
         tiny(mask_input="flow")
     with pytest.raises(ValueError, match="mask_activation must be one of"):
         tiny(mask_activation="relu")
@@ -87,6 +87,7 @@ def test_invalid_mask_options_are_named():
 
 
 @pytest.mark.parametrize("mask_input,activation,combine", [("motion", "sigmoid", "mean_fill"),
+                                                            ("clip", "sigmoid", "multiply"),
                                                             ("frame", "spatial_softmax", "residual")])
 def test_onnxruntime_serves_the_variants_as_pytorch_computes_them(mask_input, activation, combine):
     torch.manual_seed(0)
@@ -302,3 +303,20 @@ def test_an_open_answer_without_a_mask_is_refused_with_what_it_needs():
         build_model(tiny(spatial_attention=False)).set_open_answer(True)
     with pytest.raises(ValueError, match="train.loss.open_classification needs a spatial mask"):
         resolve_run_config("synthetic", overrides=["train.loss.open_classification=1", "model.spatial_attention=false"])
+
+
+def test_a_clip_mask_sees_what_the_rest_of_the_clip_holds():
+    """Two clips that share their first three frames and differ after: the clip mask of those frames differs
+    (the clip's mean reaches them), the motion mask of the first two does not (it sees one neighbour)."""
+    torch.manual_seed(0)
+    features = torch.randn(1, 6, 16, 8, 8)
+    other = torch.cat([features[:, :3], torch.randn(1, 3, 16, 8, 8)], dim=1)
+    for mask_input, same in (("motion", True), ("clip", False)):
+        model = build_model(tiny(mask_input=mask_input, clip_length=6)).eval()
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                torch.nn.init.normal_(module.weight, std=0.5)
+        with torch.no_grad():
+            base = model(features=features).spatial_attention[:, :2]
+            changed = model(features=other).spatial_attention[:, :2]
+        assert torch.allclose(base, changed, atol=1e-6) == same
