@@ -83,7 +83,10 @@ def estimate_translation(current: torch.Tensor, previous: torch.Tensor, radius: 
     distance = offsets[:, None].square() + offsets[None, :].square()  # (S, S)
     cost = (CAMERA_EVIDENCE * (distance > 0).to(errors.dtype) + 1e-6 * distance).reshape(1, S * S)
     best = (flat + cost).argmin(dim=1, keepdim=True)  # (N, 1)
-    iy, ix = best // S, best % S  # (N, 1) each
+    # Row and column without integer Div/Mod, which OpenVINO's CPU plugin may compute in floating point and
+    # round (seen_median): best + 0.5 keeps the quotient off whole numbers, so the floor is exact anywhere.
+    iy = ((best.to(errors.dtype) + 0.5) / S).floor().to(torch.int64)  # (N, 1)
+    ix = best - iy * S  # (N, 1)
 
     def at(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         index = y.clamp(0, S - 1) * S + x.clamp(0, S - 1)  # (N, 1)
@@ -124,8 +127,10 @@ def seen_median(aligned: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
     B, T, C, H, W = aligned.shape
     values = torch.where(seen, aligned, torch.full_like(aligned, UNSEEN))
     ordered = torch.topk(values, T, dim=1, largest=False).values  # (B, T, C, H, W), ascending
-    count = seen.to(torch.int64).sum(dim=1, keepdim=True)  # (B, 1, 1, H, W), >= 1: the frame itself
-    index = ((count - 1) // 2).expand(B, 1, C, H, W)  # (B, 1, C, H, W)
+    count = seen.to(aligned.dtype).sum(dim=1, keepdim=True)  # (B, 1, 1, H, W), >= 1: the frame itself
+    # floor((count - 1) / 2) in floating point, not an integer division: in this graph OpenVINO's CPU plugin
+    # computed the exported integer Div off by one for an even count (every pixel of a T=16 model).
+    index = ((count - 1.0) * 0.5).floor().to(torch.int64).expand(B, 1, C, H, W)  # (B, 1, C, H, W)
     return ordered.gather(1, index)[:, 0]  # (B, C, H, W)
 
 
