@@ -25,6 +25,15 @@ def tiny(**kw) -> ModelConfig:
     return tiny_model_config(**{"num_classes": 4, "clip_length": 5, "channel_dropout": 0.0, **kw})
 
 
+def with_trained_scale(model: torch.nn.Module) -> torch.nn.Module:
+    """The model with its convolutions' weights drawn at a trained-like scale, so that differences in what the
+    mask reads show in its output."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.normal_(module.weight, std=0.5)
+    return model
+
+
 def parameters_without_gradient(model: torch.nn.Module) -> list[str]:
     """Names of the parameters that a backward pass left without a finite, non-zero gradient."""
     return [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
@@ -65,10 +74,7 @@ def test_a_motion_mask_sees_change_and_a_frame_mask_does_not():
     features = torch.randn(1, 5, 16, 8, 8)
     order = torch.tensor([4, 0, 3, 1, 2])
     for mask_input, same in (("frame", True), ("motion", False), ("clip", False)):
-        model = build_model(tiny(mask_input=mask_input)).eval()
-        for module in model.modules():  # trained-like scale, so differences show
-            if isinstance(module, torch.nn.Conv2d):
-                torch.nn.init.normal_(module.weight, std=0.5)
+        model = with_trained_scale(build_model(tiny(mask_input=mask_input)).eval())
         with torch.no_grad():
             base = model(features=features).spatial_attention
             shuffled = model(features=features[:, order]).spatial_attention
@@ -312,10 +318,7 @@ def test_a_clip_mask_sees_what_the_rest_of_the_clip_holds():
     features = torch.randn(1, 6, 16, 8, 8)
     other = torch.cat([features[:, :3], torch.randn(1, 3, 16, 8, 8)], dim=1)
     for mask_input, same in (("motion", True), ("clip", False)):
-        model = build_model(tiny(mask_input=mask_input, clip_length=6)).eval()
-        for module in model.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                torch.nn.init.normal_(module.weight, std=0.5)
+        model = with_trained_scale(build_model(tiny(mask_input=mask_input, clip_length=6)).eval())
         with torch.no_grad():
             base = model(features=features).spatial_attention[:, :2]
             changed = model(features=other).spatial_attention[:, :2]
