@@ -17,7 +17,8 @@ from serving.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, DEFAULT_URL, Stan
 from serving.errors import ServingError
 from serving.results import VideoPrediction
 from stanet.constants import MODEL_NAME
-from stanet.timeline.segments import SegmentOptions
+from stanet.timeline.arguments import add_timeline_arguments, timeline_options
+from stanet.timeline.windows import TimelineError
 from stanet.video import VideoDecodeError
 
 
@@ -43,14 +44,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     timeline = parser.add_argument_group("timeline of actions in long videos (docs/timeline.md)")
     timeline.add_argument("--timeline", action="store_true",
                           help="segments (label, score, start, end) over the whole video instead of one clip")
-    timeline.add_argument("--stride", type=float, metavar="SECONDS",
-                          help="seconds between window starts (default: half a window)")
-    timeline.add_argument("--stride-frames", type=int, metavar="N", help="frames between window starts")
-    timeline.add_argument("--threshold", type=float, default=SegmentOptions.threshold,
-                          help=f"per-frame score a segment needs (default: {SegmentOptions.threshold})")
+    add_timeline_arguments(timeline)
     args = parse_args_with_tls(parser, argv)
-    if args.stride is not None and args.stride_frames is not None:
-        parser.error("--stride and --stride-frames go alone: give the stride in seconds or in frames")
+    try:
+        args.timeline_options = timeline_options(args)
+    except TimelineError as exc:
+        parser.error(str(exc))
     if args.concurrency < 1:
         parser.error(f"--concurrency must be >= 1, got {args.concurrency}")
     if args.timeout <= 0:

@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 
 from serving.timeline import VideoTimeline
-from stanet.timeline.pipeline import TimelineOptions
-from stanet.timeline.segments import SegmentOptions
 
 
 def _table(answers: list[VideoTimeline]) -> str:
@@ -37,8 +35,7 @@ def run_timelines(args, client, overlay_dirs: list[Path | None]) -> int:
     """Every video's timeline, one after the other (the windows of each are sent concurrently)."""
     from tqdm import tqdm
 
-    options = TimelineOptions(stride_seconds=args.stride, stride_frames=args.stride_frames,
-                              segments=SegmentOptions(threshold=args.threshold))
+    options = args.timeline_options
     answers: list[VideoTimeline] = []
     for video, overlay in zip(args.videos, overlay_dirs):
         bar = None

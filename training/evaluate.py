@@ -109,6 +109,14 @@ def _boxes_per_clip(boxes: np.ndarray, inside: np.ndarray | None = None) -> list
     return out
 
 
+def check_classes(data_dir: str | Path, dataset, ckpt) -> None:
+    """EvaluationError unless the dataset has the checkpoint's action classes, same names in the same order."""
+    if tuple(dataset.class_names) != ckpt.action_class_names:
+        raise EvaluationError(f"{data_dir} has classes {list(dataset.class_names)[:6]}..., the checkpoint was "
+                              f"trained on {list(ckpt.action_class_names)[:6]}... (same names in the same order "
+                              f"needed)")
+
+
 def evaluate(checkpoint: str | Path, data_dir: str | Path, *, split: str = "test", device: str = "auto",
              batch_size: int = 32, num_workers: int = 0, cam_baseline: bool = True, cam_clips: int = 512,
              figures: str | Path | None = None, num_figures: int = 8, progress: bool = True,
@@ -119,10 +127,7 @@ def evaluate(checkpoint: str | Path, data_dir: str | Path, *, split: str = "test
     ckpt = load_checkpoint(checkpoint)
     config = ckpt.model_config
     dataset = load_dataset(data_dir)
-    if tuple(dataset.class_names) != ckpt.action_class_names:
-        raise EvaluationError(f"{data_dir} has classes {list(dataset.class_names)[:6]}..., the checkpoint was "
-                              f"trained on {list(ckpt.action_class_names)[:6]}... (same names in the same order "
-                              f"needed)")
+    check_classes(data_dir, dataset, ckpt)
     records = [record for record in dataset.split(split) if not record.untrimmed]  # untrimmed: --timeline
     if not records:
         raise EvaluationError(f"{data_dir} has no trimmed clips with split {split!r}")
@@ -231,8 +236,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from stanet.timeline.aggregate import FRAME_WEIGHTS  # noqa: PLC0415
-    from stanet.timeline.pipeline import TimelineOptions  # noqa: PLC0415
+    from stanet.timeline.arguments import add_timeline_arguments  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(prog="stanet evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
@@ -264,22 +268,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     timeline = parser.add_argument_group("timeline: detection mAP on the split's untrimmed records (docs/timeline.md)")
     timeline.add_argument("--timeline", action="store_true",
                           help="add the THUMOS14 mAP of the timeline and its two baselines (JSON key 'timeline')")
-    timeline.add_argument("--stride", type=float, metavar="SECONDS", help="window stride (default: half a window)")
-    timeline.add_argument("--stride-frames", type=int, metavar="N", help="window stride in frames")
-    timeline.add_argument("--threshold", type=float, default=None, metavar="P",
-                          help="per-frame score a segment needs (default: stanet.timeline.segments.SegmentOptions)")
-    timeline.add_argument("--frame-weight", default=TimelineOptions.frame_weight, choices=FRAME_WEIGHTS,
-                          help="how temporal attention weights a window's frames (docs/timeline.md)")
-    timeline.add_argument("--smoothing", type=float, default=None, metavar="WINDOWS",
-                          help="moving-average length of the per-frame scores, in windows (default: "
-                               "SegmentOptions)")
-    timeline.add_argument("--min-duration", type=float, default=None, metavar="WINDOWS",
-                          help="shortest segment kept, in windows (default: SegmentOptions)")
-    timeline.add_argument("--nms-iou", type=float, default=None, metavar="TIOU",
-                          help="tIoU above which the weaker segment of a class is suppressed (default: SegmentOptions)")
+    add_timeline_arguments(timeline)
     args = parser.parse_args(argv)
-    if args.stride is not None and args.stride_frames is not None:
-        parser.error("--stride and --stride-frames go alone: give the stride in seconds or in frames")
     return args
 
 
@@ -310,25 +300,19 @@ def _evaluate_clips(args: argparse.Namespace) -> dict[str, Any]:
 
 def _evaluate_with_timeline(args: argparse.Namespace) -> dict[str, Any]:
     """The trimmed clips' report (when the split has any) plus the untrimmed records' "timeline" section."""
-    from stanet.timeline.pipeline import TimelineOptions  # noqa: PLC0415
-    from stanet.timeline.segments import SegmentOptions  # noqa: PLC0415
+    from stanet.timeline.arguments import timeline_options  # noqa: PLC0415
     from training.timeline_eval import evaluate_timeline  # noqa: PLC0415
+
+    options = timeline_options(args)  # a bad setting is named before the model runs
 
     dataset = load_dataset(args.data)
     ckpt = load_checkpoint(args.checkpoint)
-    if tuple(dataset.class_names) != ckpt.action_class_names:
-        raise EvaluationError(f"{args.data} has classes {list(dataset.class_names)[:6]}..., the checkpoint was "
-                              f"trained on {list(ckpt.action_class_names)[:6]}... (same names in the same order "
-                              f"needed)")
+    check_classes(args.data, dataset, ckpt)
     if any(not record.untrimmed for record in dataset.split(args.split)):
         report = _evaluate_clips(args)
     else:
         report = {"checkpoint": str(args.checkpoint), "data": str(args.data), "split": args.split,
                   "class_names": list(ckpt.class_names)}
-    given = {field: getattr(args, field) for field in ("threshold", "smoothing", "min_duration", "nms_iou")}
-    segments = SegmentOptions(**{field: value for field, value in given.items() if value is not None})
-    options = TimelineOptions(stride_seconds=args.stride, stride_frames=args.stride_frames, segments=segments,
-                              frame_weight=args.frame_weight)
     report["timeline"] = evaluate_timeline(ckpt, dataset, args.split, select_device(args.device),
                                            batch_size=args.batch_size, options=options, figures=args.figures,
                                            num_figures=args.num_figures, progress=not args.quiet)

@@ -15,7 +15,7 @@ Reports (stable JSON keys under "timeline", docs/timeline.md): {"attention": MAP
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,8 @@ from stanet.model.preprocess import normalize_clip
 from stanet.model.recognizer import probabilities
 from stanet.timeline.clips import decoded_frames
 from stanet.timeline.map import Instance, detection_map
-from stanet.timeline.pipeline import VARIANTS, TimelineOptions, compute_timeline
-from stanet.timeline.segments import frame_seconds
+from stanet.timeline.pipeline import VARIANTS, Timeline, TimelineOptions, compute_timeline
+from stanet.timeline.segments import SegmentOptions, frame_seconds
 from stanet.timeline.windows import ClipSpan
 from stanet.video import VideoDecodeError, probe_video
 
@@ -53,12 +53,23 @@ def _predictor(model, device: torch.device):
     return predict
 
 
-def evaluate_timeline(checkpoint: Checkpoint, dataset: AnnotatedDataset, split: str, device: torch.device, *,
-                      batch_size: int = 32, options: TimelineOptions = TimelineOptions(),
-                      figures: str | Path | None = None, num_figures: int = 8, progress: bool = True) -> dict[str, Any]:
-    """The "timeline" section of the evaluation report for the untrimmed `split` records of `dataset`; with
-    `figures`, FIGURES/timeline/<video stem>.png for the first `num_figures` videos (curves, segments and the
-    ground truth)."""
+@dataclass
+class VideoTimelines:
+    """Every untrimmed video of a split through the model once: the timelines and their ground truth, from
+    which any segment settings are scored without running the model again (`detection_maps`)."""
+
+    timelines: list[tuple[str, Timeline]]  # (video path, its timeline)
+    truth: list[Instance]
+    skipped: list[dict[str, Any]]
+    num_records: int
+    background: int | None
+
+
+def compute_video_timelines(checkpoint: Checkpoint, dataset: AnnotatedDataset, split: str, device: torch.device, *,
+                            batch_size: int = 32, options: TimelineOptions = TimelineOptions(),
+                            progress: bool = True) -> VideoTimelines:
+    """The model's timeline of every untrimmed `split` record of `dataset` (a file that cannot be decoded is
+    skipped and named; one damaged in the middle is scored up to the damage)."""
     records = [r for r in dataset.split(split) if r.untrimmed]
     if not records:
         raise TimelineEvaluationError(f"{dataset.root} has no untrimmed records (with 'segments') in split "
@@ -67,9 +78,9 @@ def evaluate_timeline(checkpoint: Checkpoint, dataset: AnnotatedDataset, split: 
     model = checkpoint.build_model().to(device).eval()
     predict = _predictor(model, device)
     class_names = tuple(checkpoint.class_names)
-    notes, skipped, written = [], [], []
+    skipped: list[dict[str, Any]] = []
+    timelines: list[tuple[str, Timeline]] = []
     truth: list[Instance] = []
-    found: dict[str, list[Instance]] = {v: [] for v in VARIANTS}
     background = None
     for record in tqdm(records, desc="timelines", unit="video", leave=False, disable=not progress):
         video = str(record.video)
@@ -89,37 +100,57 @@ def evaluate_timeline(checkpoint: Checkpoint, dataset: AnnotatedDataset, split: 
                             "partial": True})
         background = timeline.background
         seconds = frame_seconds(timeline.num_frames, timeline.fps, timeline.timestamps)
-        video_truth = []
         for label, first, last in record_segments(record, info.num_frames):
             if first >= timeline.num_frames:
                 continue  # after the damage: not seen, not scored
             last = min(last, timeline.num_frames - 1)
-            video_truth.append(Instance(video, label, float(seconds[first]), float(seconds[last + 1])))
-        truth += video_truth
-        if figures is not None and len(written) < num_figures:
-            written.append(_figure(Path(figures) / "timeline", record.video, timeline, video_truth))
-        for variant in VARIANTS:
-            found[variant] += [Instance(video, s.label, s.start, s.end, s.score)
-                               for s in timeline.variant_segments(variant, options.segments)]
+            truth.append(Instance(video, label, float(seconds[first]), float(seconds[last + 1])))
+        timelines.append((video, timeline))
     if not truth:
         raise TimelineEvaluationError(f"no untrimmed {split} video of {dataset.root} could be read "
                                       f"({len(skipped)} skipped: {skipped[:3]})")
-    if background is None:
+    return VideoTimelines(timelines, truth, skipped, len(records), background)
+
+
+def detection_maps(videos: VideoTimelines, segments: SegmentOptions) -> dict[str, dict[str, Any]]:
+    """THUMOS14 mAP of the method and both baselines under `segments`, keyed as in the report."""
+    found: dict[str, list[Instance]] = {v: [] for v in VARIANTS}
+    for video, timeline in videos.timelines:
+        for variant in VARIANTS:
+            found[variant] += [Instance(video, s.label, s.start, s.end, s.score)
+                               for s in timeline.variant_segments(variant, segments)]
+    return {REPORT_NAMES[v]: detection_map(videos.truth, found[v]) for v in VARIANTS}
+
+
+def evaluate_timeline(checkpoint: Checkpoint, dataset: AnnotatedDataset, split: str, device: torch.device, *,
+                      batch_size: int = 32, options: TimelineOptions = TimelineOptions(),
+                      figures: str | Path | None = None, num_figures: int = 8, progress: bool = True) -> dict[str, Any]:
+    """The "timeline" section of the evaluation report for the untrimmed `split` records of `dataset`; with
+    `figures`, FIGURES/timeline/<video stem>.png for the first `num_figures` videos (curves, segments and the
+    ground truth)."""
+    videos = compute_video_timelines(checkpoint, dataset, split, device, batch_size=batch_size, options=options,
+                                     progress=progress)
+    notes = []
+    if videos.background is None:
         notes.append(NO_BACKGROUND_NOTE)
     if checkpoint.clip_span is None:
         notes.append(NO_SPAN_NOTE)
     span = checkpoint.clip_span
-    report: dict[str, Any] = {REPORT_NAMES[v]: detection_map(truth, found[v]) for v in VARIANTS}
-    report.update({"num_videos": len(records) - sum(1 for s in skipped if not s.get("partial")),
-                   "num_ground_truth": len(truth), "skipped_videos": skipped,
+    report: dict[str, Any] = detection_maps(videos, options.segments)
+    report.update({"num_videos": videos.num_records - sum(1 for s in videos.skipped if not s.get("partial")),
+                   "num_ground_truth": len(videos.truth), "skipped_videos": videos.skipped,
                    "clip_span": span.to_dict() if span else None,
                    "stride": {"seconds": options.stride_seconds, "frames": options.stride_frames,
                               "default": "half a window" if options.stride_seconds is None
                               and options.stride_frames is None else None},
                    "segment_options": asdict(options.segments), "frame_weight": options.frame_weight,
-                   "background": background is not None,
+                   "background": videos.background is not None,
                    "notes": notes})
     if figures is not None:
+        written = []
+        for video, timeline in videos.timelines[:num_figures]:
+            video_truth = [g for g in videos.truth if g.video == video]
+            written.append(_figure(Path(figures) / "timeline", Path(video), timeline, video_truth))
         report["figures"] = written
     return report
 

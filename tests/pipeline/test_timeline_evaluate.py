@@ -95,3 +95,29 @@ def test_evaluate_timeline_table_and_errors(tiny_checkpoint, untrimmed_dataset, 
     code = evaluate_main(["--checkpoint", str(tiny_checkpoint), "--data", str(trimmed_only), "--timeline",
                           "--no-cam-baseline", "--quiet", "--device", "cpu"])
     assert code == 2 and "no untrimmed records" in capsys.readouterr().err
+
+
+def test_timeline_settings_scores_every_value_from_one_pass(tiny_checkpoint, untrimmed_dataset, tmp_path, capsys):
+    from training.timeline_settings import GRID
+    from training.timeline_settings import main as settings_main
+
+    code = settings_main(["--checkpoint", str(tiny_checkpoint), "--data", str(untrimmed_dataset), "--quiet",
+                          "--output", str(tmp_path / "settings.json")])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = json.loads((tmp_path / "settings.json").read_text())["rows"]
+    assert [(r["setting"], r["value"]) for r in rows] == [(k, v) for k, values in GRID.items() for v in values]
+    assert len(out.splitlines()) == len(rows) + 2  # header, one line per row, the footnote
+    defaults = [r["attention"] for r in rows if r["default"]]
+    assert len(defaults) == len(GRID) and all(d == defaults[0] for d in defaults)
+    code = evaluate_main(["--checkpoint", str(tiny_checkpoint), "--data", str(untrimmed_dataset), "--timeline",
+                          "--json", "--no-cam-baseline", "--quiet", "--device", "cpu"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["timeline"]["attention"] == defaults[0]  # the same scoring
+    kept = [r["detections"] for r in rows if r["setting"] == "min_duration"]
+    assert kept == sorted(kept, reverse=True)  # a longer minimum can only drop segments
+    (tmp_path / "other").mkdir()
+    shutil.copytree(untrimmed_dataset, tmp_path / "other", dirs_exist_ok=True)
+    (tmp_path / "other" / CLASSES_FILE).write_text("".join(f"{c}\n" for c in reversed(CLASSES)))
+    code = settings_main(["--checkpoint", str(tiny_checkpoint), "--data", str(tmp_path / "other"), "--quiet"])
+    assert code == 2 and "same names in the same order" in capsys.readouterr().err

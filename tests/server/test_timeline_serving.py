@@ -144,9 +144,18 @@ def test_python_client_returns_typed_segments_and_names_a_bad_stride(server, vid
             assert not bad.ok and message in bad.error and str(videos["long"]) in bad.error
 
 
-def test_infer_cli_refuses_two_stride_units(server, videos, capsys):
-    with pytest.raises(SystemExit):
-        _infer(capsys, server, videos["long"], "--stride", "1", "--stride-frames", "4")
+def test_infer_cli_segment_settings_reach_the_timeline_and_bad_ones_are_named(server, videos, capsys):
+    code, out, err = _infer(capsys, server, videos["long"], "--json", "--threshold", "0")
+    assert code == 0 and json.loads(out)["videos"][0]["segments"], err
+    # the shortest segment kept is 20 windows of 8 frames, longer than the 100-frame video: nothing is left
+    code, out, err = _infer(capsys, server, videos["long"], "--json", "--threshold", "0", "--min-duration", "20")
+    assert code == 0 and json.loads(out)["videos"][0]["segments"] == [], err
+    for bad, message in ((("--stride", "1", "--stride-frames", "4"), "go alone"),
+                         (("--nms-iou", "0"), "nms_iou must be in (0, 1], got 0.0"),
+                         (("--smoothing", "-1"), "smoothing and min_duration must be >= 0")):
+        with pytest.raises(SystemExit):
+            _infer(capsys, server, videos["long"], *bad)
+        assert message in capsys.readouterr().err
 
 
 def test_without_timeline_infer_still_answers_one_clip_per_video(server, videos, capsys):
