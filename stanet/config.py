@@ -49,6 +49,10 @@ class ModelConfig:
         mask_prior_weight: the prior's log times this (> 0). Below 1 a cell the actor only partly covers falls
             less far below the one it fills (with equal learned scores; in training the learned scores
             sharpened instead: docs/benchmark.md, "The motion prior").
+        mask_score_bound: 0 (the paper) or b > 0: the mask net's learned scores pass through b tanh(z / b) before
+            the prior is added, so they move a cell against another by less than 2b. With mask_prior=motion the
+            mask then chooses among the cells where things move and cannot settle where e^(2b) times less moves
+            (docs/model.md, "Bounded learned scores").
         mask_combine: how M meets the features: "multiply" (the paper, X~ = M X), "mean_fill"
             (X~ = mu + M (X - mu), mu the frame's mean feature: a removed region carries no evidence) or
             "residual" (X~ = (1 + M) X).
@@ -85,6 +89,7 @@ class ModelConfig:
     mask_activation: str = "sigmoid"
     mask_prior: str = "none"
     mask_prior_weight: float = 1.0
+    mask_score_bound: float = 0.0
     mask_combine: str = "multiply"
     temporal_attention: str = "recurrent"
     temporal_prior: str = "none"
@@ -128,6 +133,8 @@ class ModelConfig:
                             f"trunk_input={self.trunk_input!r}")
         if not self.mask_prior_weight > 0:
             problems.append(f"mask_prior_weight must be > 0, got {self.mask_prior_weight}")
+        if not self.mask_score_bound >= 0:
+            problems.append(f"mask_score_bound must be >= 0 (0: unbounded), got {self.mask_score_bound}")
         if self.temporal_prior == "motion" and (self.mask_prior != "motion" or self.temporal_attention == "none"):
             problems.append(f"temporal_prior=motion needs mask_prior=motion (its motion energy) and temporal "
                             f"attention, got mask_prior={self.mask_prior!r}, "

@@ -81,7 +81,8 @@ class AttentionRecognizer(nn.Module):
         if config.spatial_attention:
             self.spatial = SpatialAttention(channels, inputs=config.mask_input,
                                             activation=config.mask_activation,
-                                            prior_weight=config.mask_prior_weight)
+                                            prior_weight=config.mask_prior_weight,
+                                            score_bound=config.mask_score_bound)
         self.projection = None
         if config.projection_channels:
             self.projection = nn.Sequential(nn.Conv2d(channels, config.projection_channels, 1, bias=False),

@@ -27,14 +27,20 @@ class SpatialAttention(nn.Module):
 
     `activation`: "sigmoid" (the paper: each cell in [0, 1] on its own) or "spatial_softmax"
     (exp(z - max z) over the frame's cells: relative, the strongest cell of every frame is 1).
+
+    `score_bound` (model.mask_score_bound): 0, or b > 0 to squash the learned scores to b tanh(z / b) before the
+    prior joins them. Unbounded, the learned scores can outvote any prior: a small actor's model learned to
+    open the frame's border cell in the actor's column, where nothing moves (docs/model.md, "Bounded learned
+    scores"); bounded, they rank the cells the prior allows and cannot reach a cell e^(2b) times stiller.
     """
 
     def __init__(self, channels: int, *, inputs: str = "frame", activation: str = "sigmoid",
-                 prior_weight: float = 1.0):
+                 prior_weight: float = 1.0, score_bound: float = 0.0):
         super().__init__()
         if inputs not in INPUT_STACKS:
             raise ValueError(f"unknown mask input {inputs!r}, expected one of {tuple(INPUT_STACKS)}")
         self.inputs, self.activation, self.prior_weight = inputs, activation, prior_weight
+        self.score_bound = score_bound
         mid, low = max(channels // 2, 1), max(channels // 4, 1)
         self.net = nn.Sequential(
             nn.Conv2d(INPUT_STACKS[inputs] * channels, mid, 3, padding=1, bias=False),
@@ -65,6 +71,8 @@ class SpatialAttention(nn.Module):
             clip_mean = features.mean(dim=1, keepdim=True).expand_as(features)  # (B, T, C, h, w)
             x = torch.cat([x, clip_mean], dim=2)  # (B, T, 4C, h, w)
         scores = self.net(x.reshape(B * T, x.shape[2], h, w)).reshape(B, T, h, w)  # (B, T, h, w)
+        if self.score_bound > 0:
+            scores = self.score_bound * torch.tanh(scores / self.score_bound)
         if prior is not None:
             scores = scores + self.prior_weight * torch.log(prior + PRIOR_FLOOR)
         if self.activation == "spatial_softmax":

@@ -209,6 +209,44 @@ def test_a_prior_weight_that_is_not_positive_is_refused():
         tiny_model_config(trunk_input="motion", mask_prior="motion", mask_prior_weight=0)
 
 
+@pytest.mark.parametrize("bound", [0.0, 1.5])
+def test_bounded_learned_scores_cannot_take_the_mask_off_what_moves_and_export(bound):
+    """model.mask_score_bound: learned scores that insist on a still cell (a large bias on the top-left cell, as
+    the puppets' model learned for the frame's border) win unbounded; squashed to 1.5 tanh(z / 1.5) they move
+    a cell by less than 3 against log(floor) = -4.6 for a still one, so the mask's peak stays on the moving
+    square. The graph serves the same tensors."""
+    torch.manual_seed(0)
+    config = tiny_model_config(num_classes=4, clip_length=6, channel_dropout=0.0, trunk_input="motion",
+                               mask_prior="motion", mask_score_bound=bound)
+    model = build_model(config).eval()
+    last = model.spatial.net[-1]
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.zeros_(last.bias)
+    clip = torch.zeros(1, 6, 3, 32, 32)
+    for t in range(6):  # a 4x4 square on the cell grid, one cell right per frame
+        clip[0, t, :, 12:16, 4 * t + 4:4 * t + 8] = 2.0
+    insist = torch.zeros(8, 8)
+    insist[0, 0] = 50.0  # the learned scores' own choice: a still cell in the corner
+
+    def peaks(scores):
+        model.spatial.net.register_forward_hook(lambda module, inputs, output: output + scores)
+        with torch.no_grad():
+            mask = model(clip).spatial_attention[0]  # (T, 8, 8)
+        model.spatial.net._forward_hooks.clear()
+        return [divmod(int(m.argmax()), 8) for m in mask]
+
+    assert peaks(torch.zeros(8, 8)) == [(3, t + 1) for t in range(6)]
+    assert peaks(insist) == ([(0, 0)] * 6 if bound == 0 else [(3, t + 1) for t in range(6)])
+    graph = export_onnx(model)
+    report = check_parity(model, graph.onnx_bytes, random_clips(4, config).clips, batch_sizes=(1, 4))
+    assert report.passed, report.failures
+
+
+def test_a_negative_score_bound_is_refused():
+    with pytest.raises(ValueError, match="mask_score_bound must be >= 0"):
+        tiny_model_config(trunk_input="motion", mask_prior="motion", mask_score_bound=-1.0)
+
+
 def test_the_temporal_prior_leans_on_the_frames_where_the_masked_object_moves_and_exports():
     """model.temporal_prior=motion: the temporal scores plus log(how much the masked cells' motion energy changes
     from the previous frame). With the learned scores equal, the weights follow that change alone: a square that
