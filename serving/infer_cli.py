@@ -21,6 +21,8 @@ from stanet.timeline.arguments import add_timeline_arguments, timeline_options
 from stanet.timeline.windows import TimelineError
 from stanet.video import VideoDecodeError
 
+DEFAULT_CONCURRENCY = 4  # docs/timeline.md, "Defaults": what the timeline's requests in flight measured
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stanet infer", description=__doc__.splitlines()[0])
@@ -33,7 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--overlay", type=Path, metavar="OUT",
                         help="write OUT/<video>/frame_XX.png, attention.gif and sheet.png per video (with "
                              "--timeline: OUT/<video>/timeline.png and annotated.mp4)")
-    parser.add_argument("--concurrency", type=int, default=4, help="videos in flight at once (default: 4)")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                        help=f"videos in flight at once; with --timeline, requests in flight per video (default: "
+                             f"{DEFAULT_CONCURRENCY})")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                         help=f"deadline of every gRPC call (default: {DEFAULT_TIMEOUT_S:g})")
     parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES,

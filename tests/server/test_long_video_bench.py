@@ -25,19 +25,21 @@ def test_the_long_video_benchmark_measures_each_client_run(tmp_path, capsys):
     save_checkpoint(checkpoint, model, ("idle", "cross", "wave"), **{CLIP_SPAN_KEY: {"frames": 8, "seconds": 0.8}})
     out = tmp_path / "bench"
     assert main(["--checkpoint", str(checkpoint), "--output", str(out), "--minutes", "0.1,0.2",
-                 "--size", "96x64", "--fps", "10", "--max-batch-size", "2"]) == 0
+                 "--size", "96x64", "--fps", "10", "--max-batch-size", "2", "--concurrency", "2,1"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["size"] == "96x64"
-    runs = {(r["video"].split("_")[1], r["mode"]): r for r in report["runs"]}
-    assert set(runs) == {("0.1min", "clip"), ("0.1min", "timeline"), ("0.2min", "clip"), ("0.2min", "timeline")}
-    assert runs["0.2min", "timeline"]["frames"] == 120
+    runs = {(r["video"].split("_")[1], r["mode"], r["concurrency"]): r for r in report["runs"]}
+    assert set(runs) == {(length, "clip", None) for length in ("0.1min", "0.2min")} | {
+        (length, "timeline", n) for length in ("0.1min", "0.2min") for n in (1, 2)}
+    assert runs["0.2min", "timeline", 1]["frames"] == 120
+    assert "0.2min_96x64_10fps.mp4" in report["targets"][0]["target"]
     for r in runs.values():
         assert 20 < r["peak_rss_mb"] < 2048 and r["wall_s"] > 0
-    assert "segments" in runs["0.1min", "timeline"]
+    assert "segments" in runs["0.1min", "timeline", 2]
     assert [t["met"] in (True, False) for t in report["targets"]] == [True, True, True]
     assert "client peak RSS MB" in capsys.readouterr().out
     # The videos are kept: a second run reuses them (same files, not rewritten).
-    stamp = (out / "videos" / runs["0.1min", "clip"]["video"]).stat().st_mtime_ns
+    stamp = (out / "videos" / runs["0.1min", "clip", None]["video"]).stat().st_mtime_ns
     assert main(["--checkpoint", str(checkpoint), "--output", str(out), "--minutes", "0.1",
                  "--size", "96x64", "--fps", "10", "--max-batch-size", "2"]) == 0
-    assert (out / "videos" / runs["0.1min", "clip"]["video"]).stat().st_mtime_ns == stamp
+    assert (out / "videos" / runs["0.1min", "clip", None]["video"]).stat().st_mtime_ns == stamp

@@ -163,18 +163,19 @@ def test_the_long_video_is_written_frame_by_frame_with_its_crossings(tmp_path):
 def test_the_long_video_targets_compare_the_longest_timeline_with_the_shortest():
     from bench.long_video import targets
 
-    def row(video, mode, seconds, rss, wall):
-        return {"video": video, "mode": mode, "video_seconds": seconds, "peak_rss_mb": rss, "wall_s": wall,
-                "realtime_factor": seconds / wall}
+    def row(video, mode, seconds, rss, wall, concurrency=None):
+        return {"video": video, "mode": mode, "concurrency": concurrency, "video_seconds": seconds,
+                "peak_rss_mb": rss, "wall_s": wall, "realtime_factor": seconds / wall}
 
-    rows = [row("1min", "clip", 60, 150, 1), row("1min", "timeline", 60, 300, 3),
-            row("10min", "clip", 600, 160, 1), row("10min", "timeline", 600, 450, 50)]
-    spread, limit, speed = targets(rows)
+    rows = [row("1min", "clip", 60, 150, 1), row("1min", "timeline", 60, 300, 3, 4),
+            row("10min", "clip", 600, 160, 1), row("10min", "timeline", 600, 450, 50, 4),
+            row("10min", "timeline", 600, 1500, 100, 1)]  # another concurrency: not what the targets read
+    spread, limit, speed = targets(rows, 4)
     assert (spread["value"], spread["met"]) == ("+150 MB", True)
     assert (limit["value"], limit["met"]) == ("450 MB (10min, timeline)", True)
     assert (speed["value"], speed["met"]) == ("12.0x", True)
-    rows[3] = row("10min", "timeline", 600, 1100, 70)
-    spread, limit, speed = targets(rows)
+    rows[3] = row("10min", "timeline", 600, 1100, 70, 4)
+    spread, limit, speed = targets(rows, 4)
     assert not spread["met"] and not limit["met"] and not speed["met"]
 
 
