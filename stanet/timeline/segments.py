@@ -22,7 +22,7 @@ from stanet.timeline.windows import TimelineError, Window
 
 @dataclass(frozen=True)
 class SegmentOptions:
-    threshold: float = 0.1  # on the smoothed per-frame class score (docs/timeline.md, "Measurements")
+    threshold: float = 0.2  # on the smoothed per-frame class score (docs/timeline.md, "The segment settings")
     smoothing: float = 0.125  # moving-average length, in windows (1/8 window = 2 samples of T = 16)
     min_duration: float = 0.25  # shortest segment kept, in windows
     nms_iou: float = 0.5  # tIoU above which the weaker segment of a class is suppressed
