@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from serving.embedded import private_port
+from serving.infer_cli import DEFAULT_CONCURRENCY
 from serving.procfs import status_kb
 from serving.server import ServerOptions, TritonServer
-from serving.infer_cli import DEFAULT_CONCURRENCY
 from stanet.constants import MODEL_NAME
 from stanet.video import VideoWriter, probe_video
 

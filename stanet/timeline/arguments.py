@@ -6,13 +6,14 @@ two commands cannot drift apart (docs/timeline.md, "Defaults", says what chose e
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 
 from stanet.timeline.aggregate import FRAME_WEIGHTS
 from stanet.timeline.pipeline import TimelineOptions
 from stanet.timeline.segments import SegmentOptions
 from stanet.timeline.windows import TimelineError
 
-SEGMENT_FIELDS = ("threshold", "smoothing", "min_duration", "nms_iou")
+SEGMENT_FIELDS = tuple(f.name for f in fields(SegmentOptions))  # each is an option of the same name
 
 
 def add_timeline_arguments(group: argparse._ArgumentGroup) -> None:
