@@ -109,13 +109,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--size {args.size} --epochs {args.epochs} --frame-stride {args.frame_stride}: expected a "
                      "size of at least 32, at least 1 epoch and a stride of at least 1")
     try:
+        # Before the pretraining: a folder that cannot be made fails now, not after minutes of training.
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         if args.checkpoint:
             state, source_name = checkpoint_trunk(args.checkpoint), args.checkpoint
         else:
             state = pretrain_trunk(args.pretrain, arch=args.arch, size=args.size, epochs=args.epochs,
                                    frame_stride=args.frame_stride, seed=args.seed)
             source_name = f"a {args.arch} pretrained on {args.pretrain}'s frames"
-    except (CheckpointError, DatasetFormatError, ValueError, FileNotFoundError) as exc:
+    except (CheckpointError, DatasetFormatError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with atomic_path(args.out) as partial:

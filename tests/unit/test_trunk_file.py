@@ -32,7 +32,7 @@ def test_torchvision_reads_the_trunk_and_computes_the_same_map(tmp_path):
     model = _resnet_model(0)
     checkpoint = tmp_path / "best.pt"
     save_checkpoint(checkpoint, model, ["a", "b", "c"])
-    out = tmp_path / "trunk.pth"
+    out = tmp_path / "runs" / "new" / "trunk.pth"  # a folder that does not exist yet is made
     assert trunk_file_main(["--checkpoint", str(checkpoint), "--out", str(out)]) == 0
 
     state = torch.load(out, weights_only=True)
