@@ -85,11 +85,10 @@ def test_overrides_of_a_nested_section_leave_the_preset_unchanged():
 
 def test_general_is_the_reference_with_motion_for_where_and_when():
     """The `general` preset is the reference's recipe plus exactly the fields docs/benchmark.md measures it by
-    (motion for the trunk, the mask's and the temporal weights' priors, the bound on the mask's learned scores,
-    the learning-started regularizers and their weights)."""
+    (motion for the trunk, the mask's and the temporal weights' priors, the learning-started regularizers and
+    their weights)."""
     motion_for_where = ["model.trunk_input=motion", "model.mask_activation=sigmoid", "model.mask_prior=motion",
-                        "model.temporal_prior=motion", "model.mask_score_bound=1.5", "train.early_cell_pool=max",
-                        "train.regularizer_start=learning",
+                        "model.temporal_prior=motion", "train.early_cell_pool=max", "train.regularizer_start=learning",
                         "train.regularizer_start_epoch=0", "train.loss.mask_complement=0.5",
                         "train.loss.mask_area=0.3"]
     general, spelled = resolve_run_config("general"), resolve_run_config("synthetic", overrides=motion_for_where)
