@@ -152,24 +152,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cancel_race: median latency {latency_s * 1e3:.2f} ms at {args.workers} workers; {kind}, "
               f"up to {args.seconds:g} s...", flush=True)
         died = race.run(args.seconds, latency_s, alive)
-        answers_after = died is None and _answers(url, args.model)
+        after_error = _answer_error(url, args.model) if died is None else None
+        answers_after = died is None and after_error is None
     codes = ", ".join(f"{code} {n}" for code, n in race.codes.most_common())
     lost = race.sent - sum(race.codes.values())
     if died is not None:
         print(f"cancel_race: the server died after {died:.1f} s ({codes}; {race.sent} sent)")
         return 1
     print(f"cancel_race: the server survived {args.seconds:g} s ({codes}; {race.sent} sent, {lost} without an "
-          f"outcome); a good request afterwards: {'OK' if answers_after else 'FAILED'}")
+          f"outcome); a good request afterwards: {'OK' if answers_after else f'FAILED ({after_error})'}")
     return 0 if lost == 0 and answers_after else 1
 
 
-def _answers(url: str, model: str) -> bool:
+def _answer_error(url: str, model: str) -> str | None:
+    """None when a good request is answered, else what went wrong (its status and message)."""
     try:
         with grpcclient.InferenceServerClient(url) as client:
             client.infer(model, [Race(url, model, 1, True)._clip(client)], client_timeout=CONTROL_DEADLINE_S)
-        return True
-    except InferenceServerException:
-        return False
+        return None
+    except InferenceServerException as exc:
+        return f"{exc.status()}: {exc.message()}"
 
 
 if __name__ == "__main__":
