@@ -48,14 +48,14 @@ from stanet.constants import OPENVINO_BIN_FILE, OPENVINO_XML_FILE
 # wraps the recognizer as `model`).
 HEAD_PATTERNS = (".*/model/spatial/.*", ".*/model/temporal/.*", ".*/model/projection/.*", ".*/model/classifier/.*")
 
+TRUNK_ONLY = {"ignored_scope": nncf.IgnoredScope(patterns=list(HEAD_PATTERNS), validate=False)}
+
 VARIANTS = {
     "qdq": None,
     "nncf": {},
-    "nncf_trunk": {"ignored_scope": nncf.IgnoredScope(patterns=list(HEAD_PATTERNS), validate=False)},
-    "nncf_mixed_trunk": {"ignored_scope": nncf.IgnoredScope(patterns=list(HEAD_PATTERNS), validate=False),
-                         "preset": nncf.QuantizationPreset.MIXED},
-    "nncf_trunk_bias": {"ignored_scope": nncf.IgnoredScope(patterns=list(HEAD_PATTERNS), validate=False),
-                        "fast_bias_correction": False},
+    "nncf_trunk": TRUNK_ONLY,
+    "nncf_mixed_trunk": {**TRUNK_ONLY, "preset": nncf.QuantizationPreset.MIXED},
+    "nncf_trunk_bias": {**TRUNK_ONLY, "fast_bias_correction": False},
 }
 
 
