@@ -203,8 +203,8 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 # scores the log of how much that changes under the mask, and the regularizers start once validation shows
 # learning, with the complement term (what the mask deletes must not classify) so the mask cannot keep the
 # background and delete the actor. Chosen on the generalization suite (docs/benchmark.md, "The general
-# recipe on the suite"); the bound on the mask's learned scores was measured there too and is not in it (its
-# third untrimmed seed lost "when": docs/benchmark.md, "The bound on the suite: not the default").
+# recipe on the suite"); the bound on the mask's learned scores was measured there too and is not in it (with
+# background it inverted one untrimmed seed's "when": docs/benchmark.md, "The bound on the suite: not the default").
 PRESETS["general"] = _merge(PRESETS["synthetic"], {
     "model": {"trunk_input": "motion", "mask_activation": "sigmoid", "mask_prior": "motion",
               "temporal_prior": "motion"},

@@ -153,15 +153,14 @@ def main(argv: list[str] | None = None) -> int:
               f"up to {args.seconds:g} s...", flush=True)
         died = race.run(args.seconds, latency_s, alive)
         after_error = _answer_error(url, args.model) if died is None else None
-        answers_after = died is None and after_error is None
     codes = ", ".join(f"{code} {n}" for code, n in race.codes.most_common())
     lost = race.sent - sum(race.codes.values())
     if died is not None:
         print(f"cancel_race: the server died after {died:.1f} s ({codes}; {race.sent} sent)")
         return 1
     print(f"cancel_race: the server survived {args.seconds:g} s ({codes}; {race.sent} sent, {lost} without an "
-          f"outcome); a good request afterwards: {'OK' if answers_after else f'FAILED ({after_error})'}")
-    return 0 if lost == 0 and answers_after else 1
+          f"outcome); a good request afterwards: {'OK' if after_error is None else f'FAILED ({after_error})'}")
+    return 0 if lost == 0 and after_error is None else 1
 
 
 def _answer_error(url: str, model: str) -> str | None:
