@@ -14,6 +14,10 @@ as the export), and is compared with onnxruntime's FP32 graph on the test split 
   kept in FP32, since the temporal weights are what the gate bounds most tightly.
 - `nncf_mixed_trunk`: `nncf_trunk` with the MIXED preset (asymmetric activations).
 - `nncf_trunk_bias`: `nncf_trunk` with the full (slower, data-driven) bias correction.
+- `nncf_accuracy`: nncf.quantize_with_accuracy_control with the gate's own temporal term as its metric: every
+  layer quantized first, then the layers that move the temporal weights most on the --data val split put back
+  to FP32 one by one until the largest change of a temporal weight there is at most ACCURACY_CONTROL_DRIFT
+  (half the gate's bound, so that the test split has room). The val split controls, the test split gates.
 
 A measurement, not a path of the export (NNCF is not among the project's requirements): its figures are in
 docs/benchmark.md, "INT8 by NNCF on ResNet-18".
@@ -28,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import openvino as ov
 
 try:
@@ -40,9 +45,10 @@ from export.clips import dataset_clips
 from export.onnx_graph import export_onnx, serving_module
 from export.openvino_ir import OpenVinoSession, convert_to_ir
 from export.parity import onnx_session
-from export.quantize import CALIBRATION_BATCH, CALIBRATION_CLIPS, GATE_CLIPS, check_int8, quantize_int8
+from export.quantize import (CALIBRATION_BATCH, CALIBRATION_CLIPS, GATE_CLIPS, MAX_TEMPORAL_DRIFT, check_int8,
+                             quantize_int8)
 from stanet.checkpoint import load_checkpoint
-from stanet.constants import OPENVINO_BIN_FILE, OPENVINO_XML_FILE
+from stanet.constants import OPENVINO_BIN_FILE, OPENVINO_XML_FILE, OUTPUT_TEMPORAL_ATTENTION
 
 # The served graph's layers after the trunk, by the ONNX node names they keep in the IR (export/onnx_graph.py
 # wraps the recognizer as `model`).
@@ -56,7 +62,10 @@ VARIANTS = {
     "nncf_trunk": TRUNK_ONLY,
     "nncf_mixed_trunk": {**TRUNK_ONLY, "preset": nncf.QuantizationPreset.MIXED},
     "nncf_trunk_bias": {**TRUNK_ONLY, "fast_bias_correction": False},
+    "nncf_accuracy": "accuracy_control",
 }
+ACCURACY_CONTROL_DRIFT = MAX_TEMPORAL_DRIFT / 2
+CONTROL_CLIPS = 64  # of the val split: each control step runs all of them once
 
 
 def ir_bytes(model: ov.Model) -> dict[str, bytes]:
@@ -74,6 +83,33 @@ def nncf_ir(fp32_ir: dict[str, bytes], calibration, options: dict) -> dict[str, 
         model = ov.Core().read_model(str(Path(tmp) / OPENVINO_XML_FILE))
         batches = [calibration[i:i + CALIBRATION_BATCH] for i in range(0, len(calibration), CALIBRATION_BATCH)]
         quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches), **options)
+        return ir_bytes(quantized)
+
+
+def temporal_drift_metric(compiled: ov.CompiledModel, items) -> tuple[float, list[float]]:
+    """nncf's validation_fn: `items` are (clip (1, T, H, W, 3), its FP32 temporal weights (1, T)); the metric
+    is minus the largest change of a temporal weight (higher is better), with each clip's own as the per-clip
+    values NNCF ranks the layers by."""
+    drifts = []
+    for clip, reference in items:
+        weights = compiled(clip)[compiled.output(OUTPUT_TEMPORAL_ATTENTION)]  # (1, T)
+        drifts.append(float(np.abs(np.asarray(weights) - reference).max()))
+    return -max(drifts), [-d for d in drifts]
+
+
+def accuracy_controlled_ir(fp32_ir: dict[str, bytes], calibration, control, fp32_session) -> dict[str, bytes]:
+    """The FP32 IR quantized with NNCF's accuracy control on the temporal drift of the `control` clips
+    (N, T, H, W, 3) against `fp32_session`'s weights."""
+    reference = fp32_session.run([OUTPUT_TEMPORAL_ATTENTION], {fp32_session.get_inputs()[0].name: control})[0]  # (N, T)
+    items = [(control[i:i + 1], reference[i:i + 1]) for i in range(len(control))]
+    with tempfile.TemporaryDirectory(prefix="stanet-nncf-") as tmp:
+        for name, data in fp32_ir.items():
+            (Path(tmp) / name).write_bytes(data)
+        model = ov.Core().read_model(str(Path(tmp) / OPENVINO_XML_FILE))
+        batches = [calibration[i:i + CALIBRATION_BATCH] for i in range(0, len(calibration), CALIBRATION_BATCH)]
+        quantized = nncf.quantize_with_accuracy_control(
+            model, nncf.Dataset(batches), nncf.Dataset(items, lambda item: item[0]), temporal_drift_metric,
+            max_drop=ACCURACY_CONTROL_DRIFT, drop_type=nncf.DropType.ABSOLUTE, subset_size=len(batches))
         return ir_bytes(quantized)
 
 
@@ -103,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         if VARIANTS[name] is None:
             ir = convert_to_ir(quantize_int8(fp32_onnx, calibration.clips))
+        elif VARIANTS[name] == "accuracy_control":
+            control = dataset_clips(args.data, ("val",), config, checkpoint.class_names, limit=CONTROL_CLIPS)
+            ir = accuracy_controlled_ir(fp32_ir, calibration.clips, control.clips, fp32_session)
         else:
             ir = nncf_ir(fp32_ir, calibration.clips, VARIANTS[name])
         quantize_s = time.perf_counter() - started

@@ -78,6 +78,7 @@ class Int8Report:
     accuracy_int8: float | None
     accuracy_drop: float | None
     temporal_drift_max: float
+    temporal_drift_clips_over: int  # clips with some temporal weight moved by more than MAX_TEMPORAL_DRIFT
     spatial_correlation: float
     spatial_correlation_min_clip: float
     spatial_max_abs_diff: float
@@ -94,7 +95,8 @@ class Int8Report:
         accuracy = ("" if self.accuracy_drop is None else
                     f"accuracy {self.accuracy_fp32:.2%} -> {self.accuracy_int8:.2%} (drop {self.accuracy_drop:+.2%}), ")
         return (f"top-1 agreement {self.top1_agreement:.2%}, {accuracy}temporal drift max "
-                f"{self.temporal_drift_max:.3f}, spatial correlation {self.spatial_correlation:.4f} "
+                f"{self.temporal_drift_max:.3f} ({self.temporal_drift_clips_over} clips over "
+                f"{MAX_TEMPORAL_DRIFT}), spatial correlation {self.spatial_correlation:.4f} "
                 f"(worst clip {self.spatial_correlation_min_clip:.4f}) over {self.num_clips} clips of {self.source}")
 
 
@@ -113,11 +115,13 @@ def check_int8(fp32_onnx: bytes | ort.InferenceSession, int8_onnx: bytes | None,
         accuracy_int8 = float((top1_got[labelled] == clips.labels[labelled]).mean())
         drop = accuracy_fp32 - accuracy_int8
     spatial_ref, spatial_got = reference[OUTPUT_SPATIAL_ATTENTION], got[OUTPUT_SPATIAL_ATTENTION]
+    clip_drift = np.abs(got[OUTPUT_TEMPORAL_ATTENTION] - reference[OUTPUT_TEMPORAL_ATTENTION]).max(axis=-1)  # (N,)
     report = Int8Report(
         passed=False,
         top1_agreement=float((top1_ref == top1_got).mean()),
         accuracy_fp32=accuracy_fp32, accuracy_int8=accuracy_int8, accuracy_drop=drop,
-        temporal_drift_max=float(np.abs(got[OUTPUT_TEMPORAL_ATTENTION] - reference[OUTPUT_TEMPORAL_ATTENTION]).max()),
+        temporal_drift_max=float(clip_drift.max()),
+        temporal_drift_clips_over=int((clip_drift > MAX_TEMPORAL_DRIFT).sum()),
         spatial_correlation=pearson(spatial_ref, spatial_got),
         spatial_correlation_min_clip=min(pearson(r, g) for r, g in zip(spatial_ref, spatial_got)),
         spatial_max_abs_diff=float(np.abs(spatial_got - spatial_ref).max()),

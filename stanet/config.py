@@ -17,6 +17,7 @@ CELL_POOLS = ("average", "max", "max_average")
 TRUNK_INPUTS = ("frame", "motion", "difference")
 MASK_PRIORS = ("none", "motion")
 TEMPORAL_PRIORS = ("none", "motion")
+TEMPORAL_PRIOR_READS = ("mask", "peak")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ class ModelConfig:
             the attended object moves, not to idle ones that classify as well; needs mask_prior=motion, whose
             energy it reads, and temporal attention).
         temporal_prior_weight: that log times this (> 0).
+        temporal_prior_read: where the temporal prior reads the motion change: "mask" (the cells weighted by the
+            whole mask) or "peak" (the mask's top cell and its 8 neighbours, weighted by the mask: a distractor the
+            mask keeps at a fraction of the actor's value does not enter "when", however weakly the mask
+            suppresses it, e.g. under mask_score_bound).
         cell_pool: how the temporal attention and the head reduce a map over its cells: "average" (GAP, the
             paper), "max" (a small actor is not diluted by clutter) or "max_average" ((max + average) / 2: the
             cells the mask keeps still cost; stanet.model.temporal_attention.pool_cells).
@@ -94,6 +99,7 @@ class ModelConfig:
     temporal_attention: str = "recurrent"
     temporal_prior: str = "none"
     temporal_prior_weight: float = 1.0
+    temporal_prior_read: str = "mask"
     cell_pool: str = "average"
     projection_channels: int = 0
     hidden_channels: int = 64
@@ -114,7 +120,8 @@ class ModelConfig:
         for name, allowed in (("mask_input", MASK_INPUTS), ("mask_activation", MASK_ACTIVATIONS),
                               ("mask_combine", MASK_COMBINES), ("cell_pool", CELL_POOLS),
                               ("trunk_input", TRUNK_INPUTS), ("mask_prior", MASK_PRIORS),
-                              ("temporal_prior", TEMPORAL_PRIORS)):
+                              ("temporal_prior", TEMPORAL_PRIORS),
+                              ("temporal_prior_read", TEMPORAL_PRIOR_READS)):
             if getattr(self, name) not in allowed:
                 problems.append(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.temporal_attention not in TEMPORAL_MODES:
@@ -139,6 +146,9 @@ class ModelConfig:
             problems.append(f"temporal_prior=motion needs mask_prior=motion (its motion energy) and temporal "
                             f"attention, got mask_prior={self.mask_prior!r}, "
                             f"temporal_attention={self.temporal_attention!r}")
+        if self.temporal_prior_read != "mask" and self.temporal_prior != "motion":
+            problems.append(f"temporal_prior_read={self.temporal_prior_read!r} needs temporal_prior=motion (what "
+                            f"it reads), got temporal_prior={self.temporal_prior!r}")
         if not self.temporal_prior_weight > 0:
             problems.append(f"temporal_prior_weight must be > 0, got {self.temporal_prior_weight}")
         if self.projection_channels < 0:

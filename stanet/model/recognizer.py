@@ -212,7 +212,8 @@ class AttentionRecognizer(nn.Module):
     def frame_prior(self, mask: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """model.temporal_prior=motion: temporal_prior_weight * log(c_t + PRIOR_FLOOR) (B, T), c_t how much the
         motion energy `prior` (B, T, h, w) of frame t's cells changes from the previous frame, averaged under the
-        frame's mask (B*T, 1, h, w); the first frame takes the second's. A change, not the energy itself: the
+        frame's mask (B*T, 1, h, w) (temporal_prior_read=peak: under its top cell and their neighbours only); the
+        first frame takes the second's. A change, not the energy itself: the
         energy is each frame against the clip's median background, as high on an actor standing where it does
         not spend most of the clip as on one that walks. The mask is detached: "when" follows "where" and does
         not steer it."""
@@ -221,7 +222,11 @@ class AttentionRecognizer(nn.Module):
             return prior.new_zeros(B, 1)
         change = (prior[:, 1:] - prior[:, :-1]).abs()  # (B, T-1, h, w)
         change = torch.cat([change[:, :1], change], dim=1)  # (B, T, h, w)
-        kept = mask.detach().reshape(B, T, h, w)  # (B, T, h, w)
+        kept = mask.detach()  # (B*T, 1, h, w)
+        if self.config.temporal_prior_read == "peak":
+            top = (kept >= kept.amax(dim=(2, 3), keepdim=True)).to(kept.dtype)  # (B*T, 1, h, w): the top cell(s)
+            kept = kept * F.max_pool2d(top, kernel_size=3, stride=1, padding=1)  # (B*T, 1, h, w): and neighbours
+        kept = kept.reshape(B, T, h, w)  # (B, T, h, w)
         moving = (kept * change).sum(dim=(2, 3)) / (kept.sum(dim=(2, 3)) + 1e-6)  # (B, T)
         return self.config.temporal_prior_weight * torch.log(moving + PRIOR_FLOOR)
 

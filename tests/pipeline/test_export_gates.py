@@ -53,6 +53,7 @@ def test_int8_quantizes_conv_only_and_measures_its_drift(trained_run, tiny_datas
     assert report.num_clips == 24 and 0 <= report.top1_agreement <= 1
     assert report.accuracy_fp32 is not None and report.accuracy_drop is not None
     assert 0 <= report.temporal_drift_max <= 1 and -1 <= report.spatial_correlation <= 1
+    assert (report.temporal_drift_clips_over > 0) == (report.temporal_drift_max > quantize.MAX_TEMPORAL_DRIFT)
     assert report.passed == (not report.failures)
 
 

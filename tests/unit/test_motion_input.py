@@ -275,13 +275,43 @@ def test_the_temporal_prior_leans_on_the_frames_where_the_masked_object_moves_an
     assert report.passed, report.failures
 
 
+def test_the_prior_read_at_the_peak_ignores_a_distractor_the_mask_keeps_at_half():
+    """model.temporal_prior_read=peak: the motion change is read under the mask's top cell and its neighbours.
+    An actor (mask 0.9) stands for three frames, then moves; a distractor two cells away from the border of
+    that neighbourhood (mask 0.45, as a bounded mask keeps it) moves in the first three and then stands. Read
+    under the whole mask, the distractor's motion makes the standing frames look as busy as the moving ones;
+    read at the peak, only the actor's frames are, and the export still matches PyTorch."""
+    T, h, w = 6, 8, 8
+    mask = torch.full((T, 1, h, w), 0.02)
+    mask[:, 0, 1, 1] = 0.9  # the actor's cell
+    mask[:, 0, 5, 5] = 0.45  # the distractor's
+    energy = torch.zeros(1, T, h, w)
+    for t in range(T):
+        energy[0, t, 1, 1] = 1.0 if t >= 3 and t % 2 else 0.0  # the actor moves from frame 3: its energy flickers
+        energy[0, t, 5, 5] = 1.0 if t < 3 and t % 2 else 0.0  # the distractor moves until frame 2
+    read = {}
+    for where in ("mask", "peak"):
+        config = tiny_model_config(num_classes=4, clip_length=T, trunk_input="motion", mask_prior="motion",
+                                   temporal_prior="motion", temporal_prior_read=where)
+        read[where] = build_model(config).eval().frame_prior(mask, energy)[0]  # (T,)
+    assert float(read["mask"][1:3].min()) > float(read["mask"][3:].max()) - 1.5, read["mask"]  # about as busy
+    assert float(read["peak"][3:].min()) > float(read["peak"][1:3].max()) + 3.0, read["peak"]  # only the actor
+    config = tiny_model_config(num_classes=4, clip_length=6, channel_dropout=0.0, trunk_input="motion",
+                               mask_prior="motion", temporal_prior="motion", temporal_prior_read="peak")
+    model = build_model(config).eval()
+    report = check_parity(model, export_onnx(model).onnx_bytes, random_clips(4, config).clips, batch_sizes=(1, 4))
+    assert report.passed, report.failures
+
+
 @pytest.mark.parametrize("fields,problem", [
     ({"trunk_input": "motion"}, "temporal_prior=motion needs mask_prior=motion"),
     ({"trunk_input": "motion", "mask_prior": "motion", "temporal_attention": "none"},
      "temporal_prior=motion needs mask_prior=motion"),
+    ({"trunk_input": "motion", "mask_prior": "motion", "temporal_prior": "none", "temporal_prior_read": "peak"},
+     "temporal_prior_read='peak' needs temporal_prior=motion"),
     ({"trunk_input": "motion", "mask_prior": "motion", "temporal_prior_weight": -1.0},
      "temporal_prior_weight must be > 0, got -1.0"),
 ])
 def test_a_temporal_prior_without_its_energy_or_attention_is_refused(fields, problem):
     with pytest.raises(ValueError, match=problem):
-        tiny_model_config(temporal_prior="motion", **fields)
+        tiny_model_config(**{"temporal_prior": "motion", **fields})

@@ -71,8 +71,8 @@ def ensure_data(member: Member, data_root: Path) -> tuple[Path, float | None]:
 
 def recipe_argv(recipe: list[str], max_minutes: float) -> list[str]:
     """The train arguments of a recipe under the suite's time rule. An empty recipe stays empty: plain
-    `stanet train` (the synthetic preset, with its own limit, checked after training by `check_limit`);
-    any --set would replace that preset by the bare defaults."""
+    `stanet train`, the default recipe (DEFAULT_PRESET) as users run it, with the preset's own limit (checked
+    after training by `check_limit`)."""
     return [*recipe, "--set", f"train.max_minutes={max_minutes:g}"] if recipe else []
 
 
