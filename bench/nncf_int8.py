@@ -44,7 +44,7 @@ except ImportError:  # a measurement's dependency, not the project's: requiremen
 from export.clips import dataset_clips
 from export.onnx_graph import export_onnx, serving_module
 from export.openvino_ir import OpenVinoSession, convert_to_ir
-from export.parity import onnx_session
+from export.parity import onnx_session, run_onnx
 from export.quantize import (CALIBRATION_BATCH, CALIBRATION_CLIPS, GATE_CLIPS, MAX_TEMPORAL_DRIFT, check_int8,
                              quantize_int8)
 from stanet.checkpoint import load_checkpoint
@@ -100,7 +100,7 @@ def temporal_drift_metric(compiled: ov.CompiledModel, items) -> tuple[float, lis
 def accuracy_controlled_ir(fp32_ir: dict[str, bytes], calibration, control, fp32_session) -> dict[str, bytes]:
     """The FP32 IR quantized with NNCF's accuracy control on the temporal drift of the `control` clips
     (N, T, H, W, 3) against `fp32_session`'s weights."""
-    reference = fp32_session.run([OUTPUT_TEMPORAL_ATTENTION], {fp32_session.get_inputs()[0].name: control})[0]  # (N, T)
+    reference = run_onnx(fp32_session, control, CALIBRATION_BATCH)[OUTPUT_TEMPORAL_ATTENTION]  # (N, T)
     items = [(control[i:i + 1], reference[i:i + 1]) for i in range(len(control))]
     with tempfile.TemporaryDirectory(prefix="stanet-nncf-") as tmp:
         for name, data in fp32_ir.items():
