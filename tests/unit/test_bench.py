@@ -204,3 +204,24 @@ def test_the_pinning_comparison_adds_one_parameter_to_an_exported_config():
     assert changed.count("key:") == 2 and '{ key: "pin_instances" value: { string_value: "off" } },' in changed
     with pytest.raises(ValueError, match="no parameters section"):
         with_parameter('name: "stanet"\n', "pin_instances", "off")
+
+
+def test_the_openvino_pinning_comparison_times_both_settings_in_alternated_rounds(tmp_path, capsys):
+    """bench.openvino_pinning on a tiny model: each setting timed once per round, the order swapped every round,
+    and the medians written where the docs read them."""
+    from bench.openvino_pinning import SETTINGS, main
+    from stanet.checkpoint import save_checkpoint
+    from stanet.model import build_model
+    from tiny import tiny_model_config
+
+    checkpoint = tmp_path / "tiny.pt"
+    save_checkpoint(checkpoint, build_model(tiny_model_config(num_classes=3)).eval(), ("a", "b", "c"))
+    output = tmp_path / "pinning.json"
+    assert main(["--checkpoint", str(checkpoint), "--precision", "fp32", "--rounds", "2", "--seconds", "0.2",
+                 "--output", str(output)]) == 0
+    lines = [line.split()[2] for line in capsys.readouterr().out.splitlines() if line.startswith("round")]
+    assert lines == ["pinned", "unpinned", "unpinned", "pinned"]
+    report = json.loads(output.read_text())
+    assert set(report["rounds"]) == set(SETTINGS) and all(len(r) == 2 for r in report["rounds"].values())
+    assert all(r["requests"] > 0 and r["p50_ms"] > 0 for rounds in report["rounds"].values() for r in rounds)
+    assert set(report["median_p50_ms"]) == set(SETTINGS)
