@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.openvino_runners import OUTPUTS
+from bench.openvino_runners import openvino_in_process
 from bench.runners import timed_loop
 from export.onnx_graph import export_onnx, serving_module
 from export.openvino_ir import convert_to_ir
-from serving.python_backend.openvino_runtime import compile_model, compile_properties, compiled_runner
 from stanet.checkpoint import load_checkpoint
-from stanet.constants import INPUT_CLIP, OPENVINO_XML_FILE
+from stanet.constants import OPENVINO_XML_FILE
 
 SETTINGS = {"pinned": True, "unpinned": False}
 
@@ -50,12 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="stanet-pinning-") as tmp:
         for name, data in convert_to_ir(export_onnx(module).onnx_bytes).items():
             (Path(tmp) / name).write_bytes(data)
-        runners = {}
-        for name, pinning in SETTINGS.items():
-            compiled = compile_model(Path(tmp) / OPENVINO_XML_FILE, compile_properties(
-                args.threads, 1, "LATENCY", args.precision, pinning=pinning))
-            run = compiled_runner(compiled, INPUT_CLIP, OUTPUTS)
-            runners[name] = lambda batch, run=run: run(np.ascontiguousarray(batch))
+        runners = {name: openvino_in_process(Path(tmp) / OPENVINO_XML_FILE, args.threads, args.precision,
+                                             pinning=pinning) for name, pinning in SETTINGS.items()}
         for index in range(args.rounds):
             for name in (SETTINGS if index % 2 == 0 else reversed(SETTINGS)):
                 summary = timed_loop(runners[name], clips, 1, args.seconds)

@@ -33,10 +33,11 @@ def torch_bf16_autocast(module: torch.nn.Module, threads: int) -> Infer:
     return infer
 
 
-def openvino_in_process(xml_path: str | Path, threads: int, precision: str) -> Infer:
-    """The IR compiled as one served instance compiles it (one stream, LATENCY hint, pinned: one instance)."""
+def openvino_in_process(xml_path: str | Path, threads: int, precision: str, *, pinning: bool = True) -> Infer:
+    """The IR compiled as one served instance compiles it (one stream, LATENCY hint, pinned: one instance;
+    `pinning=False` as each of two instances compiles it)."""
     hint = "bf16" if precision == "bf16" else "fp32"  # an int8 IR carries its own precision
-    compiled = compile_model(xml_path, compile_properties(threads, 1, "LATENCY", hint, pinning=True))
+    compiled = compile_model(xml_path, compile_properties(threads, 1, "LATENCY", hint, pinning=pinning))
     run = compiled_runner(compiled, INPUT_CLIP, OUTPUTS)
     return lambda batch: run(np.ascontiguousarray(batch))
 
